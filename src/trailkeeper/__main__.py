@@ -1,0 +1,3 @@
+from trailkeeper.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""The HTTP API: Atlassian-compatible, Bitbucket views, native, and operations endpoints."""

@@ -1,0 +1,69 @@
+"""`build_app`: the ASGI application over an `AuditService`."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from trailkeeper import __version__
+from trailkeeper.api import atlassian, bitbucket, native, ops
+from trailkeeper.api.errors import install_error_handlers
+from trailkeeper.auth.authenticate import Authenticator
+from trailkeeper.config import Settings
+from trailkeeper.ingest.service import AuditService
+from trailkeeper.metrics import Metrics
+
+
+class _RequestMetrics:
+    """Records each request's latency by route template (not by raw path: bounded labels)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def record_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record_status)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            self.metrics.request_seconds.labels(scope["method"], template, str(status)).observe(
+                time.perf_counter() - started)
+
+
+def build_app(service: AuditService, settings: Settings | None = None) -> Any:
+    """The HTTP API, mounted under ``settings.context_path`` when one is set."""
+    settings = settings or Settings()
+    api = FastAPI(
+        title="Trailkeeper",
+        version=__version__,
+        description="Audit-log service with an Atlassian-compatible REST API.",
+    )
+    api.state.service = service
+    api.state.settings = settings
+    api.state.authenticator = Authenticator(service.storage)
+    for module in (ops, native, atlassian, bitbucket):
+        api.include_router(module.router)
+    install_error_handlers(api)
+    api.add_middleware(_RequestMetrics, metrics=service.metrics)
+    if not settings.context_path:
+        return api
+    root = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    root.mount(settings.context_path, api)
+    install_error_handlers(root)
+    return root

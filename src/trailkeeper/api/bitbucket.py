@@ -1,0 +1,124 @@
+"""Bitbucket's per-project and per-repository audit views and the project-key lookup.
+
+Bitbucket removed these in 8.0, but scripts (and seed 000's instructions) still call them.
+Projects and repositories are found among the objects seen in events: a project by its key
+(the PROJECT object's name), a repository by its slug within that project.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Query
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse, Response
+
+from trailkeeper.api.deps import PrincipalDep, ServiceDep
+from trailkeeper.auth.permissions import scoped
+from trailkeeper.auth.principals import Principal
+from trailkeeper.errors import PermissionDeniedError
+from trailkeeper.ingest.service import AuditService
+from trailkeeper.query.ast import HasObject
+from trailkeeper.storage.base import CatalogueObject
+
+router = APIRouter(tags=["Bitbucket views"])
+
+Start = Annotated[int, Query(ge=0, le=2**31 - 1, description="Index of the first event")]
+Limit = Annotated[int, Query(ge=1, le=1000, description="Page size")]
+
+
+def _not_found(message: str, exception: str) -> JSONResponse:
+    body = {"errors": [{"context": None, "message": message,
+                        "exceptionName": f"com.atlassian.bitbucket.{exception}"}]}
+    return JSONResponse(body, status_code=404)
+
+
+def _project(service: AuditService, key: str) -> CatalogueObject | None:
+    found = [o for o in service.storage.find_objects("PROJECT", name=key) if o.id]
+    exact = [o for o in found if o.name == key]
+    candidates = exact or found
+    return candidates[0] if candidates else None
+
+
+def _repository(service: AuditService, project: CatalogueObject,
+                slug: str) -> CatalogueObject | None:
+    assert project.id is not None
+    for repo in service.storage.find_objects("REPOSITORY", name=slug):
+        if repo.id and service.storage.objects_seen_together(
+                "REPOSITORY", repo.id, "PROJECT", project.id):
+            return repo
+    return None
+
+
+def _page(service: AuditService, principal: Principal, kind: str, object_id: str,
+          start: int, limit: int) -> bytes:
+    where = scoped(principal, HasObject(kind, (object_id,)))
+    page = service.storage.search(where, limit=limit, offset=start)
+    body: dict[str, Any] = {"size": len(page.events), "limit": limit,
+                            "isLastPage": page.last_page, "start": start}
+    if not page.last_page:
+        body["nextPageStart"] = start + len(page.events)
+    values = b",".join(e.rest_json() for e in page.events)
+    head = orjson.dumps(body)[:-1]
+    return head + b',"values":[' + values + b"]}"
+
+
+def _check(principal: Principal) -> None:
+    if not principal.sees_everything:
+        raise PermissionDeniedError("You are not permitted to view the audit log")
+
+
+@router.get("/rest/audit/{version}/projects/{project_key}/events",
+            summary="Events about a project (Bitbucket paged format)")
+async def project_events(version: str, project_key: str, service: ServiceDep,
+                         principal: PrincipalDep, start: Start = 0, limit: Limit = 25) -> Response:
+    _check(principal)
+    _version(version)
+    project = await run_in_threadpool(_project, service, project_key)
+    if project is None or project.id is None:
+        return _not_found(f"Project {project_key} does not exist.",
+                          "project.NoSuchProjectException")
+    body = await run_in_threadpool(_page, service, principal, "PROJECT", project.id, start, limit)
+    return Response(body, media_type="application/json")
+
+
+@router.get("/rest/audit/{version}/projects/{project_key}/repos/{slug}/events",
+            summary="Events about a repository (Bitbucket paged format)")
+async def repository_events(version: str, project_key: str, slug: str, service: ServiceDep,
+                            principal: PrincipalDep, start: Start = 0,
+                            limit: Limit = 25) -> Response:
+    _check(principal)
+    _version(version)
+    project = await run_in_threadpool(_project, service, project_key)
+    if project is None or project.id is None:
+        return _not_found(f"Project {project_key} does not exist.",
+                          "project.NoSuchProjectException")
+    repo = await run_in_threadpool(_repository, service, project, slug)
+    if repo is None or repo.id is None:
+        return _not_found(f"Repository {project_key}/{slug} does not exist.",
+                          "repository.NoSuchRepositoryException")
+    body = await run_in_threadpool(_page, service, principal, "REPOSITORY", repo.id, start,
+                                   limit)
+    return Response(body, media_type="application/json")
+
+
+@router.get("/rest/api/{version}/projects/{project_key}",
+            summary="A project's id from its key (from objects seen in events)")
+async def project(version: str, project_key: str, service: ServiceDep,
+                  principal: PrincipalDep) -> Response:
+    _check(principal)
+    _version(version)
+    found = await run_in_threadpool(_project, service, project_key)
+    if found is None or found.id is None:
+        return _not_found(f"Project {project_key} does not exist.",
+                          "project.NoSuchProjectException")
+    ident: int | str = int(found.id) if found.id.isdigit() else found.id
+    body = {"key": found.name, "id": ident, "name": found.name}
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+def _version(version: str) -> None:
+    if version not in ("1.0", "latest"):
+        raise HTTPException(404, f"Unknown API version {version!r}; use 1.0 or latest")

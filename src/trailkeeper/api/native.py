@@ -1,0 +1,101 @@
+"""Native API under ``/api/v1``: durable ingest and plain event reads."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from trailkeeper.api.deps import PrincipalDep, ServiceDep, SettingsDep
+from trailkeeper.auth.permissions import scoped
+from trailkeeper.errors import BadRequestError, NotFoundError, PayloadTooLargeError
+from trailkeeper.ingest.body import decode_items
+from trailkeeper.model.event import AuditEvent
+from trailkeeper.model.parse import parse_batch
+from trailkeeper.model.timestamps import parse_iso
+from trailkeeper.query.ast import Compare, In, Node, all_of
+from trailkeeper.storage.base import Cursor
+
+router = APIRouter(prefix="/api/v1", tags=["Native"])
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it passes ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError(f"The body is {int(declared)} bytes; the limit is {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLargeError(f"The body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse(body: bytes, content_type: str | None, max_events: int) -> list[AuditEvent]:
+    return parse_batch(decode_items(body, content_type, max_events=max_events))
+
+
+@router.post("/events", status_code=201, summary="Record events (object, array or NDJSON)",
+             responses={200: {"description": "Every event was already stored (same uid)"},
+                        400: {"description": "Invalid events; every problem is listed"},
+                        409: {"description": "A uid was reused with different content"},
+                        413: {"description": "Body or batch too large"}})
+async def post_events(request: Request, service: ServiceDep, settings: SettingsDep,
+                      principal: PrincipalDep) -> Response:
+    """Answers after the events are durably committed: 201 with their ids in input order."""
+    body = await _read_body(request, settings.max_body_bytes)
+    events = await run_in_threadpool(_parse, body, request.headers.get("content-type"),
+                                     settings.max_batch_events)
+    service.metrics.events_received.labels("http").inc(len(events))
+    result = await service.submit_async(events, author=principal.as_author())
+    status = 201 if result.created else 200
+    return Response(orjson.dumps({"ids": result.ids}), status_code=status,
+                    media_type="application/json")
+
+
+@router.get("/events/{event_id}", summary="One event by id")
+async def get_event(event_id: int, service: ServiceDep, principal: PrincipalDep) -> Response:
+    where = scoped(principal, Compare("id", "=", event_id))
+    page = await run_in_threadpool(service.storage.search, where, limit=1)
+    if not page.events:
+        raise NotFoundError(f"No event with id {event_id}")
+    return Response(page.events[0].rest_json(), media_type="application/json")
+
+
+@router.get("/events", summary="Events, newest first, with keyset paging")
+async def list_events(
+    service: ServiceDep,
+    principal: PrincipalDep,
+    from_: Annotated[str | None, Query(alias="from", description="ISO-8601 UTC")] = None,
+    to: Annotated[str | None, Query(description="ISO-8601 UTC")] = None,
+    action: Annotated[list[str] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 200,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+) -> Response:
+    nodes: list[Node] = []
+    for name, raw, op in (("from", from_, ">="), ("to", to, "<=")):
+        if raw:
+            try:
+                nodes.append(Compare("timestamp", op, parse_iso(raw)))  # type: ignore[arg-type]
+            except ValueError as exc:
+                raise BadRequestError(f"Parameter '{name}': {exc}") from None
+    if action:
+        nodes.append(In("action", tuple(action)))
+    position = None
+    if cursor:
+        try:
+            position = Cursor.parse(cursor)
+        except ValueError as exc:
+            raise BadRequestError(f"Parameter 'cursor': {exc}") from None
+    page = await run_in_threadpool(service.storage.search, scoped(principal, all_of(nodes)),
+                                   limit=limit, cursor=position)
+    entities = b",".join(e.rest_json() for e in page.events)
+    tail = orjson.dumps(str(page.next_cursor) if page.next_cursor else None)
+    return Response(b'{"events":[%s],"next_cursor":%s}' % (entities, tail),
+                    media_type="application/json")

@@ -1,0 +1,74 @@
+"""HTTP Basic authentication against the users in the store.
+
+Argon2 is deliberately slow (tens of ms), too slow to run on every request of a poller, so a
+successful check is remembered for a minute under a keyed hash of the credentials; the
+password itself is never kept. Changing a password or disabling a user clears the memory of
+this node; other nodes forget within the same minute.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+
+from trailkeeper.auth.passwords import verify_password
+from trailkeeper.auth.principals import Principal, Role
+from trailkeeper.errors import AuthenticationError
+from trailkeeper.storage.base import Storage
+
+_CACHE_SECONDS = 60.0
+_CACHE_ENTRIES = 1024
+
+
+class Authenticator:
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+        self._key = secrets.token_bytes(32)
+        self._cache: dict[bytes, tuple[Principal, float]] = {}
+        self._lock = threading.Lock()
+
+    def authenticate(self, authorization: str | None) -> Principal:
+        """The principal of an ``Authorization`` header, or `AuthenticationError`."""
+        if not authorization:
+            raise AuthenticationError("Authentication required (HTTP Basic)")
+        scheme, _, credentials = authorization.partition(" ")
+        if scheme.lower() != "basic":
+            raise AuthenticationError(f"Unsupported authentication scheme {scheme[:20]!r}; "
+                                      "use HTTP Basic")
+        name, password = _decode_basic(credentials.strip())
+        key = hmac.digest(self._key, name.encode() + b"\0" + password.encode(), hashlib.sha256)
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(key)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        user = self._storage.get_user(name)
+        if user is None or user.disabled or not verify_password(user.password_hash, password):
+            raise AuthenticationError("Invalid user name or password")
+        principal = Principal(user.name, Role(user.role))
+        with self._lock:
+            if len(self._cache) >= _CACHE_ENTRIES:
+                self._cache.clear()
+            self._cache[key] = (principal, now + _CACHE_SECONDS)
+        return principal
+
+    def forget(self) -> None:
+        """Drop every remembered credential (after a password change or a disable)."""
+        with self._lock:
+            self._cache.clear()
+
+
+def _decode_basic(credentials: str) -> tuple[str, str]:
+    try:
+        decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise AuthenticationError("Malformed HTTP Basic credentials") from None
+    name, sep, password = decoded.partition(":")
+    if not sep or not name:
+        raise AuthenticationError("Malformed HTTP Basic credentials")
+    return name, password

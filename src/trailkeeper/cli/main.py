@@ -1,0 +1,41 @@
+"""The ``trailkeeper`` command."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from trailkeeper import __version__
+from trailkeeper.cli.search import search
+from trailkeeper.cli.serve import serve
+from trailkeeper.errors import TrailkeeperError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="trailkeeper")
+def cli() -> None:
+    """Trailkeeper: keep, search, export, watch and prove an audit trail."""
+
+
+cli.add_command(serve)
+cli.add_command(search)
+
+
+def main() -> None:
+    """Entry point: Trailkeeper errors become a message and their exit code."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except TrailkeeperError as exc:
+        click.echo(f"Error: {exc.message}", err=True)
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Recording events: the in-process service, the writer thread and HTTP body parsing."""

@@ -1,0 +1,148 @@
+"""`AuditService`: record events from Python, search them, and serve the HTTP layer.
+
+    service = AuditService.open("sqlite:///var/lib/trailkeeper/audit.db")
+    service.audit(AuditEvent(type=AuditType("Repositories", "Repository created"), ...))
+    page = service.search(AuditQuery(actions=["Repository created"]), limit=50)
+    service.close()   # drains the queue: nothing recorded is lost
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+from trailkeeper.errors import ConflictError
+from trailkeeper.ingest.writer import Overflow, Writer
+from trailkeeper.metrics import Metrics
+from trailkeeper.model.event import AuditAuthor, AuditEvent
+from trailkeeper.model.timestamps import now_ms
+from trailkeeper.query.ast import AuditQuery, Node
+from trailkeeper.storage import open_storage
+from trailkeeper.storage.base import (
+    AppendResult,
+    Cursor,
+    NewEvent,
+    RowPage,
+    Storage,
+    StoredEvent,
+)
+from trailkeeper.storage.rows import encode
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of events and the cursor of the next (None on the last page)."""
+
+    events: list[AuditEvent]
+    next_cursor: Cursor | None
+
+
+class AuditService:
+    """Records events durably and answers searches over one `Storage`."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        clock: Callable[[], int] = now_ms,
+        queue_size: int = 10_000,
+        overflow: Overflow = "drop-oldest",
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.storage = storage
+        self.metrics = metrics or Metrics()
+        self._clock = clock
+        self._writer = Writer(storage, self.metrics, capacity=queue_size, overflow=overflow,
+                              clock=clock)
+        self._closed = False
+
+    @classmethod
+    def open(cls, db_url: str, **options: object) -> AuditService:
+        """A service on the store named by ``db_url`` (``sqlite:///...`` or ``postgresql://...``)."""
+        return cls(open_storage(db_url), **options)  # type: ignore[arg-type]
+
+    # -- recording -------------------------------------------------------------------------
+
+    def audit(self, event: AuditEvent) -> None:
+        """Record an event without waiting: it is queued and written by the writer thread.
+
+        When the queue is full the oldest queued event is dropped, and an "Audit events
+        discarded" event records how many (``overflow="block"`` waits instead).
+        """
+        self._writer.enqueue(event, self._clock())
+
+    def submit(self, events: Sequence[AuditEvent], *,
+               author: AuditAuthor = AuditAuthor.SYSTEM) -> AppendResult:
+        """Store a batch atomically and wait until it is durable (the HTTP ingest path).
+
+        Raises `ConflictError` when a ``uid`` is reused with different content.
+        """
+        future = self._writer.submit(self.prepare(events, author))
+        return future.result()
+
+    async def submit_async(self, events: Sequence[AuditEvent], *,
+                           author: AuditAuthor = AuditAuthor.SYSTEM) -> AppendResult:
+        future = self._writer.submit(self.prepare(events, author))
+        return await asyncio.wrap_future(future)
+
+    def prepare(self, events: Sequence[AuditEvent], author: AuditAuthor) -> list[NewEvent]:
+        """Fingerprint and fill in defaults (time of receipt, author) for storage."""
+        received = self._clock()
+        return [encode(e, received, author) for e in events]
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every event queued so far is committed."""
+        return self._writer.wait_idle(timeout)
+
+    def close(self) -> None:
+        """Drain the queue, commit it, and close the store."""
+        if self._closed:
+            return
+        self._closed = True
+        self._writer.stop()
+        self.storage.close()
+
+    def __enter__(self) -> AuditService:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def search(self, query: AuditQuery | Node | None = None, *, limit: int = 200,
+               cursor: Cursor | str | None = None, descending: bool = True) -> Page:
+        """One page of matching events, newest first; pass ``next_cursor`` for the next."""
+        rows = self.search_rows(query, limit=limit, cursor=cursor, descending=descending)
+        return Page([row.to_event() for row in rows.events], rows.next_cursor)
+
+    def search_rows(self, query: AuditQuery | Node | None = None, *, limit: int = 200,
+                    cursor: Cursor | str | None = None, offset: int = 0,
+                    descending: bool = True) -> RowPage:
+        if isinstance(cursor, str):
+            cursor = Cursor.parse(cursor)
+        return self.storage.search(_where(query), limit=limit, cursor=cursor, offset=offset,
+                                   descending=descending)
+
+    def count(self, query: AuditQuery | Node | None = None) -> int:
+        return self.storage.count(_where(query))
+
+    def stream(self, query: AuditQuery | Node | None = None, *,
+               descending: bool = True) -> Iterator[StoredEvent]:
+        return self.storage.stream(_where(query), descending=descending)
+
+    def get(self, event_id: int) -> AuditEvent | None:
+        row = self.storage.get(event_id)
+        return row.to_event() if row else None
+
+
+def _where(query: AuditQuery | Node | None) -> Node:
+    if query is None:
+        return AuditQuery().to_ast()
+    if isinstance(query, AuditQuery):
+        return query.to_ast()
+    return query
+
+
+__all__ = ["AuditService", "ConflictError", "Page"]

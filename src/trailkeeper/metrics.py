@@ -1,0 +1,42 @@
+"""Prometheus metrics. Each service owns a registry, so several can live in one process."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.events_received = Counter(
+            "trailkeeper_events_received", "Events accepted for storage, by path",
+            ["path"], registry=r)
+        self.events_stored = Counter(
+            "trailkeeper_events_stored", "Events durably committed (new, not replays)",
+            registry=r)
+        self.events_dropped = Counter(
+            "trailkeeper_events_dropped",
+            "In-process events discarded because the queue overflowed", registry=r)
+        self.events_rejected = Counter(
+            "trailkeeper_events_rejected", "Events refused as invalid or conflicting, by reason",
+            ["reason"], registry=r)
+        self.queue_depth = Gauge(
+            "trailkeeper_queue_depth", "In-process events waiting to be written", registry=r)
+        self.commit_seconds = Histogram(
+            "trailkeeper_commit_seconds", "Duration of one group commit",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=r)
+        self.commit_events = Histogram(
+            "trailkeeper_commit_events", "Events per group commit",
+            buckets=(1, 10, 100, 500, 1000, 2000, 5000, 10000, 20000), registry=r)
+        self.request_seconds = Histogram(
+            "trailkeeper_http_request_seconds", "HTTP request latency",
+            ["method", "route", "status"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+            registry=r)
+
+    def watch_queue(self, depth: Callable[[], int]) -> None:
+        self.queue_depth.set_function(lambda: float(depth()))

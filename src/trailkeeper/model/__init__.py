@@ -1,0 +1,1 @@
+"""The typed audit event and its two JSON shapes."""

@@ -1,0 +1,1 @@
+"""Queries: one AST for every interface, compiled to parameterised SQL."""

@@ -1,0 +1,133 @@
+"""Compile the query AST to a parameterised SQL condition for SQLite or PostgreSQL.
+
+Pure: no connection, no clock. Values always travel as parameters; only column names from
+the fixed table below and operators from the AST's closed set reach the SQL text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from trailkeeper.query.ast import And, Compare, HasObject, In, MatchAll, Node, Not, Or, Text
+
+COLUMNS = {
+    "id": "e.id",
+    "timestamp": "e.ts",
+    "area": "e.area",
+    "level": "e.level",
+    "category": "e.category",
+    "action": "e.action",
+    "author.id": "e.author_id",
+    "author.name": "e.author_name",
+    "source": "e.source",
+    "method": "e.method",
+    "node": "e.node",
+    "system": "e.system",
+    "uid": "e.uid",
+}
+_OPS = frozenset({"=", "!=", "<", "<=", ">", ">="})
+_WORDY = re.compile(r"\w")
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    name: str
+    placeholder: str
+
+    def text_condition(self, terms: tuple[str, ...], match_all: bool) -> tuple[str, str] | None:
+        """(SQL, parameter) for a full-text match, or None when no term has a word in it."""
+        words = [t for t in terms if _WORDY.search(t)]
+        if not words:
+            return None
+        p = self.placeholder
+        if self.name == "sqlite":
+            # Each term is an FTS5 phrase matched as a prefix: "10.50.73.5"* or "admin"*.
+            query = (" AND " if match_all else " OR ").join(
+                '"' + w.replace('"', '""') + '"*' for w in words
+            )
+            return f"e.id IN (SELECT rowid FROM events_fts WHERE events_fts MATCH {p})", query
+        query = (" & " if match_all else " | ").join(
+            "'" + w.replace("\\", "\\\\").replace("'", "''") + "':*" for w in words
+        )
+        return f"e.search @@ to_tsquery('simple', {p})", query
+
+
+SQLITE = Dialect("sqlite", "?")
+POSTGRES = Dialect("postgres", "%s")
+
+
+class _Compiler:
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self.params: list[object] = []
+
+    def param(self, value: object) -> str:
+        self.params.append(value)
+        return self.dialect.placeholder
+
+    def node(self, node: Node) -> str:
+        if isinstance(node, MatchAll):
+            return "1=1"
+        if isinstance(node, Compare):
+            if node.op not in _OPS:
+                raise ValueError(f"unknown operator {node.op!r}")
+            column = _column(node.field)
+            op = "<>" if node.op == "!=" else node.op
+            return f"{column} {op} {self.param(node.value)}"
+        if isinstance(node, In):
+            column = _column(node.field)
+            if not node.values:
+                return "1=0"
+            if len(node.values) == 1:
+                return f"{column} = {self.param(node.values[0])}"
+            return f"{column} IN ({', '.join(self.param(v) for v in node.values)})"
+        if isinstance(node, HasObject):
+            sql = f"o.type = {self.param(node.type.upper())}"
+            if len(node.ids) == 1:
+                sql += f" AND o.object_id = {self.param(node.ids[0])}"
+            elif node.ids:
+                sql += f" AND o.object_id IN ({', '.join(self.param(i) for i in node.ids)})"
+            return f"e.id IN (SELECT o.event_id FROM event_objects o WHERE {sql})"
+        if isinstance(node, Text):
+            compiled = self.dialect.text_condition(node.terms, node.match_all)
+            if compiled is None:
+                return "1=1"
+            sql, query = compiled
+            self.params.append(query)
+            return sql
+        if isinstance(node, And):
+            return "(" + " AND ".join(self.node(n) for n in node.items) + ")" if node.items \
+                else "1=1"
+        if isinstance(node, Or):
+            return "(" + " OR ".join(self.node(n) for n in node.items) + ")" if node.items \
+                else "1=0"
+        if isinstance(node, Not):
+            # NULL columns must count as "not matching", so NOT (source = x) keeps rows
+            # without a source, as a search user expects.
+            return f"NOT COALESCE(({self.node(node.item)}), FALSE)"
+        raise TypeError(f"not a query node: {node!r}")
+
+
+def _column(field: str) -> str:
+    try:
+        return COLUMNS[field]
+    except KeyError:
+        raise ValueError(f"unknown field {field!r}") from None
+
+
+def compile_where(node: Node, dialect: Dialect) -> tuple[str, list[object]]:
+    """The SQL condition (over the ``events`` table aliased ``e``) and its parameters."""
+    compiler = _Compiler(dialect)
+    return compiler.node(node), compiler.params
+
+
+def keyset_condition(
+    ts: int, event_id: int, *, descending: bool, dialect: Dialect
+) -> tuple[str, list[object]]:
+    """Rows strictly after the cursor in (timestamp, id) order."""
+    p = dialect.placeholder
+    op = "<" if descending else ">"
+    # Spelled out rather than as a row value so both planners use the (ts, id) index range.
+    sql = f"(e.ts {op}= {p} AND (e.ts {op} {p} OR e.id {op} {p}))"
+    return sql, [ts, ts, event_id]

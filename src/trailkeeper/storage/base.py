@@ -1,0 +1,183 @@
+"""The `Storage` protocol both backends implement, and the values that cross it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import orjson
+
+from trailkeeper.errors import ConflictError
+from trailkeeper.model.event import AuditAuthor, AuditEvent
+from trailkeeper.query.ast import Node
+
+_CURSOR = re.compile(r"^\s*(-?\d{1,19})\s*,\s*(\d{1,19})\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """A keyset position: Atlassian's ``"<epochMillis>,<id>"``."""
+
+    ts: int
+    id: int
+
+    @classmethod
+    def parse(cls, text: str) -> Cursor:
+        match = _CURSOR.match(text)
+        if not match:
+            raise ValueError("Cursor format is invalid. Should be two numbers delimited by ,")
+        return cls(int(match.group(1)), int(match.group(2)))
+
+    def __str__(self) -> str:
+        return f"{self.ts},{self.id}"
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event encoded for storage, so the writer only executes SQL.
+
+    ``timestamp_ms`` and ``author`` are the event's own or the defaults (time of receipt,
+    authenticated principal); ``doc`` is the stored REST document with them filled in;
+    ``fingerprint`` hashes what the producer sent, for ``uid`` idempotency.
+    """
+
+    event: AuditEvent
+    timestamp_ms: int
+    author: AuditAuthor
+    fingerprint: bytes | None
+    doc: bytes
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    """Ids of one batch in input order; ``created`` counts the events that were new."""
+
+    ids: list[int]
+    created: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """A stored row: the REST document (without ``id``) as JSON bytes."""
+
+    id: int
+    timestamp_ms: int
+    doc: bytes
+
+    def rest_json(self) -> bytes:
+        """The REST entity as JSON, ``id`` first, without re-encoding the document."""
+        return b'{"id":%d,%s' % (self.id, self.doc[1:])
+
+    def to_event(self) -> AuditEvent:
+        from trailkeeper.model.parse import event_from_rest
+
+        event = event_from_rest(orjson.loads(self.doc))
+        object.__setattr__(event, "id", self.id)
+        return event
+
+
+@dataclass(frozen=True, slots=True)
+class RowPage:
+    events: list[StoredEvent]
+    next_cursor: Cursor | None
+
+    @property
+    def last_page(self) -> bool:
+        return self.next_cursor is None
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogueObject:
+    type: str
+    id: str | None
+    name: str
+    uri: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogueAuthor:
+    id: str
+    name: str
+    type: str
+    uri: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    name: str
+    password_hash: str
+    role: str
+    disabled: bool = False
+
+
+class Storage(Protocol):
+    """A durable, append-only store of audit events.
+
+    `append` is called from one writer thread per process; everything else may be called
+    from any thread. Implementations: `SqliteStorage`, `PostgresStorage`.
+    """
+
+    url: str
+
+    def append(self, batches: Sequence[Sequence[NewEvent]]) -> list[AppendResult | ConflictError]:
+        """Store several batches in one durable transaction (group commit).
+
+        Each batch is atomic: a batch whose ``uid`` clashes with a stored event of different
+        content stores nothing and yields a `ConflictError`; the other batches still commit.
+        An event whose ``uid`` is already stored with the same content yields the existing id.
+        """
+        ...
+
+    def search(
+        self,
+        where: Node,
+        *,
+        limit: int,
+        cursor: Cursor | None = None,
+        offset: int = 0,
+        descending: bool = True,
+    ) -> RowPage:
+        """One page in (timestamp, id) order, newest first unless ``descending`` is False."""
+        ...
+
+    def count(self, where: Node) -> int: ...
+
+    def stream(self, where: Node, *, descending: bool = True,
+               batch_size: int = 1000) -> Iterator[StoredEvent]:
+        """Every matching event, fetched in keyset batches (constant memory)."""
+        ...
+
+    def get(self, event_id: int) -> StoredEvent | None: ...
+
+    def max_id(self, where: Node | None = None) -> int:
+        """The highest id among matching events (0 when none match)."""
+        ...
+
+    def find_objects(self, type: str, *, name: str | None = None, object_id: str | None = None,
+                     limit: int = 100) -> list[CatalogueObject]: ...
+
+    def objects_seen_together(self, type: str, object_id: str, other_type: str,
+                              other_id: str) -> bool:
+        """Whether some event names both objects (e.g. a repository and its project)."""
+        ...
+
+    def lookup_authors(self, search: str | None, *, limit: int,
+                       offset: int = 0) -> list[CatalogueAuthor]: ...
+
+    def lookup_objects(self, type: str, search: str | None, *, limit: int,
+                       offset: int = 0) -> list[CatalogueObject]: ...
+
+    def get_user(self, name: str) -> UserRecord | None: ...
+
+    def put_user(self, user: UserRecord) -> None: ...
+
+    def count_users(self) -> int: ...
+
+    def integrity_check(self) -> list[str]:
+        """Problems found by the database's own consistency check (empty when healthy)."""
+        ...
+
+    def close(self) -> None: ...

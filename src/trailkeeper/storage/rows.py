@@ -1,0 +1,155 @@
+"""How an event becomes rows: shared by both backends so they store exactly the same thing."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import orjson
+
+from trailkeeper.errors import ConflictError
+from trailkeeper.model.event import AuditAuthor, AuditEvent, author_rest
+from trailkeeper.model.timestamps import format_iso
+from trailkeeper.storage.base import NewEvent
+
+T = TypeVar("T")
+
+
+# Key order of the REST shape (Atlassian's, after our id and uid).
+REST_ORDER = ("id", "uid", "timestamp", "author", "type", "affectedObjects", "changedValues",
+              "source", "system", "node", "method", "extraAttributes")
+
+
+def encode(event: AuditEvent, received_ms: int, default_author: AuditAuthor) -> NewEvent:
+    """Everything the store needs, computed outside the writer's lock.
+
+    The fingerprint covers what the producer sent (before defaults), so a retry of an event
+    without a timestamp still matches the stored one.
+    """
+    rest = event.to_rest()
+    rest.pop("id", None)
+    fingerprint = None
+    if event.uid is not None:
+        fingerprint = hashlib.sha256(orjson.dumps(rest, option=orjson.OPT_SORT_KEYS)).digest()
+    timestamp_ms = event.timestamp_ms
+    author = event.author
+    if timestamp_ms is None or author is None:
+        if timestamp_ms is None:
+            timestamp_ms = received_ms
+            rest["timestamp"] = format_iso(received_ms)
+        if author is None:
+            author = default_author
+            rest["author"] = author_rest(author)
+        rest = {key: rest[key] for key in REST_ORDER if key in rest}
+    return NewEvent(event, timestamp_ms, author, fingerprint, orjson.dumps(rest),
+                    search_text(event, author))
+
+
+def search_text(event: AuditEvent, author: AuditAuthor | None = None) -> str:
+    """The text the full-text index holds for an event.
+
+    It must stay a pure function of the stored event: SQLite's contentless index can only
+    forget an event when given the same text again (retention depends on it).
+    """
+    t = event.type
+    parts = [t.action, t.category]
+    author = author or event.author
+    if author is not None:
+        parts.append(author.name)
+    for value in (event.source, event.method, event.node):
+        if value:
+            parts.append(value)
+    for obj in event.affected_objects:
+        parts.append(obj.name)
+    for change in event.changed_values:
+        parts.append(change.key)
+        if change.from_value:
+            parts.append(change.from_value)
+        if change.to_value:
+            parts.append(change.to_value)
+    for attribute in event.extra_attributes:
+        parts.append(attribute.name)
+        parts.append(attribute.value)
+    return "\n".join(parts)
+
+
+@dataclass
+class Catalogue:
+    """What one group commit adds to the catalogues (actions, categories, authors, objects)."""
+
+    actions: dict[tuple[str, str], tuple[str | None, str | None, str]] = field(default_factory=dict)
+    authors: dict[str, tuple[str, str, str | None, int]] = field(default_factory=dict)
+    objects: dict[tuple[str, str, str], tuple[str | None, int]] = field(default_factory=dict)
+
+    def add(self, events: Iterable[NewEvent]) -> None:
+        for new in events:
+            e, ts, a = new.event, new.timestamp_ms, new.author
+            t = e.type
+            self.actions[(t.action, t.category)] = (t.action_i18n_key, t.category_i18n_key,
+                                                    t.area)
+            seen = self.authors.get(a.id)
+            if seen is None or seen[3] <= ts:
+                self.authors[a.id] = (a.name, a.type, a.uri, ts)
+            for o in e.affected_objects:
+                key = (o.type, o.id or "", o.name)
+                seen_object = self.objects.get(key)
+                if seen_object is None or seen_object[1] <= ts:
+                    self.objects[key] = (o.uri, ts)
+
+
+@dataclass
+class BatchPlan:
+    """Which events of a batch to insert, given the uids already stored.
+
+    ``fresh``: positions to insert, in order. ``known``: position -> id of the stored event
+    with the same uid and content. ``same_as``: position -> earlier position of this batch
+    that carries the same uid and content (sent twice in one batch).
+    """
+
+    fresh: list[int] = field(default_factory=list)
+    known: dict[int, int] = field(default_factory=dict)
+    same_as: dict[int, int] = field(default_factory=dict)
+
+    def ids(self, first_id: int) -> list[int]:
+        """Ids of the whole batch in input order when the fresh events get first_id, +1, ..."""
+        assigned = {pos: first_id + n for n, pos in enumerate(self.fresh)}
+        assigned.update(self.known)
+        size = len(self.fresh) + len(self.known) + len(self.same_as)
+        return [assigned[self.same_as.get(pos, pos)] for pos in range(size)]
+
+
+def plan_batch(batch: Sequence[NewEvent], stored: Mapping[str, tuple[int, bytes]]) -> BatchPlan:
+    """Resolve uids against the store; `ConflictError` when one is reused for other content."""
+    plan = BatchPlan()
+    first_seen: dict[str, int] = {}
+    for pos, new in enumerate(batch):
+        uid = new.event.uid
+        if uid is None:
+            plan.fresh.append(pos)
+            continue
+        earlier = first_seen.get(uid)
+        if earlier is not None:
+            if batch[earlier].fingerprint != new.fingerprint:
+                raise ConflictError(
+                    f"uid {uid!r} appears twice in this batch with different content",
+                    uid=uid, index=pos)
+            plan.same_as[pos] = earlier
+            continue
+        first_seen[uid] = pos
+        existing = stored.get(uid)
+        if existing is None:
+            plan.fresh.append(pos)
+        elif existing[1] != new.fingerprint:
+            raise ConflictError(
+                f"uid {uid!r} is already stored (event {existing[0]}) with different content",
+                uid=uid, index=pos)
+        else:
+            plan.known[pos] = existing[0]
+    return plan
+
+
+def chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]

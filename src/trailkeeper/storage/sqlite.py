@@ -1,0 +1,448 @@
+"""The embedded store: SQLite in WAL mode, one writer connection, a pool of readers.
+
+Durability: ``synchronous=FULL`` makes every commit fsync the WAL, so an acknowledged event
+survives a power cut, not only a crash. The writer assigns ids itself inside the write lock,
+so ids grow in commit order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from trailkeeper.errors import ConfigurationError, ConflictError, StorageError
+from trailkeeper.query.ast import MatchAll, Node
+from trailkeeper.query.compile import SQLITE, compile_where, keyset_condition
+from trailkeeper.storage.base import (
+    AppendResult,
+    CatalogueAuthor,
+    CatalogueObject,
+    Cursor,
+    NewEvent,
+    RowPage,
+    StoredEvent,
+    UserRecord,
+)
+from trailkeeper.storage.migrations import migrations
+from trailkeeper.storage.rows import Catalogue, chunks, plan_batch
+
+log = logging.getLogger("trailkeeper.storage")
+
+_PARAMS_PER_QUERY = 500
+_OPTIMIZE_EVERY_S = 600.0
+_CHECKPOINT_EVERY_S = 0.5
+_WAL_RESTART_PAGES = 100_000  # about 400 MB of WAL
+
+_EVENT_COLUMNS = (
+    "events (id, ts, area, level, category, action, author_id, author_name, source, method,"
+    " node, system, uid, doc)"
+)
+# Parameters per multi-row INSERT. executemany() would release and re-take the GIL once per
+# row; with other threads busy in Python each re-take waits up to the 5 ms switch interval,
+# so one statement carries many rows and the whole step runs without the GIL.
+_PARAMS_PER_INSERT = 30_000
+
+
+def sqlite_path(url: str) -> Path:
+    """The file of ``sqlite:///abs/path.db``, ``sqlite://rel.db`` or a plain path."""
+    if url.startswith("sqlite://"):
+        path = url.removeprefix("sqlite://")
+    elif "://" in url:
+        raise ConfigurationError(f"not a SQLite URL: {url!r}")
+    else:
+        path = url
+    if not path or path in (":memory:", "/:memory:"):
+        raise ConfigurationError("an in-memory SQLite store is not supported; give a file path")
+    return Path(path)
+
+
+class SqliteStorage:
+    """`Storage` on a SQLite file."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.path = sqlite_path(url)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._write_lock = threading.Lock()
+        self._writer = self._connect(read_only=False)
+        self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
+        self._all_readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._last_optimize = time.monotonic()
+        self._closed = False
+        self._migrate()
+        self._checkpoints = threading.Event()
+        self._checkpointer = threading.Thread(target=self._checkpoint_loop,
+                                              name="trailkeeper-checkpoint", daemon=True)
+        self._checkpointer.start()
+
+    # -- connections -----------------------------------------------------------------------
+
+    def _connect(self, *, read_only: bool) -> sqlite3.Connection:
+        if read_only:
+            target = self.path.absolute().as_uri() + "?mode=ro"
+            con = sqlite3.connect(target, uri=True, check_same_thread=False,
+                                  isolation_level=None, timeout=30)
+            con.execute("PRAGMA query_only = ON")
+            con.execute("PRAGMA mmap_size = 268435456")
+        else:
+            con = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
+                                  timeout=30)
+            con.execute("PRAGMA journal_mode = WAL")
+            # FULL: the WAL is fsynced at every commit; a 2xx survives power loss.
+            con.execute("PRAGMA synchronous = FULL")
+            # Checkpoints run on their own thread (see _checkpoint_loop), not inside commits.
+            con.execute("PRAGMA wal_autocheckpoint = 0")
+        con.execute("PRAGMA cache_size = -65536")
+        con.execute("PRAGMA temp_store = MEMORY")
+        return con
+
+    @contextlib.contextmanager
+    def _reader(self) -> Iterator[sqlite3.Connection]:
+        if self._closed:
+            raise StorageError("the store is closed")
+        try:
+            con = self._readers.get_nowait()
+        except queue.Empty:
+            con = self._connect(read_only=True)
+            with self._readers_lock:
+                self._all_readers.append(con)
+        try:
+            yield con
+        finally:
+            if con.in_transaction:
+                con.rollback()
+            self._readers.put(con)
+
+    def _migrate(self) -> None:
+        with self._write_lock:
+            con = self._writer
+            con.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
+                        "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_ms INTEGER)")
+            done = {row[0] for row in con.execute("SELECT version FROM schema_migrations")}
+            for migration in migrations("sqlite"):
+                if migration.version in done:
+                    continue
+                con.execute("BEGIN IMMEDIATE")
+                try:
+                    for statement in _statements(migration.sql):
+                        con.execute(statement)
+                    con.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                                (migration.version, migration.name, int(time.time() * 1000)))
+                    con.execute("COMMIT")
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def append(self, batches: Sequence[Sequence[NewEvent]]) -> list[AppendResult | ConflictError]:
+        with self._write_lock:
+            con = self._writer
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                results = self._append(con, batches)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            self._maybe_optimize(con)
+            return results
+
+    def _append(
+        self, con: sqlite3.Connection, batches: Sequence[Sequence[NewEvent]]
+    ) -> list[AppendResult | ConflictError]:
+        row = con.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+        next_id = (row[0] if row else 0) + 1
+        results: list[AppendResult | ConflictError] = []
+        catalogue = Catalogue()
+        for batch in batches:
+            try:
+                plan = plan_batch(batch, self._stored_uids(con, batch))
+            except ConflictError as conflict:
+                results.append(conflict)
+                continue
+            fresh = [batch[pos] for pos in plan.fresh]
+            self._insert(con, fresh, next_id)
+            catalogue.add(fresh)
+            results.append(AppendResult(plan.ids(next_id), len(fresh)))
+            next_id += len(fresh)
+        self._upsert_catalogue(con, catalogue)
+        return results
+
+    def _stored_uids(
+        self, con: sqlite3.Connection, batch: Sequence[NewEvent]
+    ) -> dict[str, tuple[int, bytes]]:
+        uids = [new.event.uid for new in batch if new.event.uid is not None]
+        found: dict[str, tuple[int, bytes]] = {}
+        for part in chunks(uids, _PARAMS_PER_QUERY):
+            marks = ",".join("?" * len(part))
+            for uid, event_id, fingerprint in con.execute(
+                f"SELECT uid, event_id, fingerprint FROM event_uids WHERE uid IN ({marks})", part
+            ):
+                found[uid] = (event_id, fingerprint)
+        return found
+
+    def _insert(self, con: sqlite3.Connection, fresh: Sequence[NewEvent], first_id: int) -> None:
+        events: list[tuple[object, ...]] = []
+        objects: list[tuple[object, ...]] = []
+        uids: list[tuple[object, ...]] = []
+        texts: list[tuple[object, ...]] = []
+        for event_id, new in enumerate(fresh, start=first_id):
+            e, ts, author = new.event, new.timestamp_ms, new.author
+            t = e.type
+            events.append((
+                event_id, ts, t.area, t.level, t.category, t.action, author.id, author.name,
+                e.source, e.method, e.node, e.system, e.uid, new.doc,
+            ))
+            objects.extend((o.type.upper(), o.id or "", ts, event_id, pos, o.name)
+                           for pos, o in enumerate(e.affected_objects))
+            if e.uid is not None and new.fingerprint is not None:
+                uids.append((e.uid, event_id, new.fingerprint))
+            texts.append((event_id, new.text))
+        _insert_many(con, _EVENT_COLUMNS, 14, events)
+        _insert_many(con, "event_objects", 6, objects)
+        _insert_many(con, "event_uids", 3, uids)
+        _insert_many(con, "events_fts (rowid, body)", 2, texts)
+
+    def _upsert_catalogue(self, con: sqlite3.Connection, catalogue: Catalogue) -> None:
+        con.executemany(
+            "INSERT INTO catalogue_actions VALUES (?,?,?,?,?) ON CONFLICT (action, category)"
+            " DO UPDATE SET action_key = coalesce(excluded.action_key, action_key),"
+            " category_key = coalesce(excluded.category_key, category_key), area = excluded.area",
+            [(action, category, akey, ckey, area)
+             for (action, category), (akey, ckey, area) in catalogue.actions.items()],
+        )
+        con.executemany(
+            "INSERT INTO catalogue_authors VALUES (?,?,?,?,?) ON CONFLICT (author_id) DO UPDATE"
+            " SET name = excluded.name, type = excluded.type, uri = excluded.uri,"
+            " last_seen = excluded.last_seen WHERE excluded.last_seen >= last_seen",
+            [(aid, name, kind, uri, ts)
+             for aid, (name, kind, uri, ts) in catalogue.authors.items()],
+        )
+        con.executemany(
+            "INSERT INTO catalogue_objects VALUES (?,?,?,?,?) ON CONFLICT (type, object_id, name)"
+            " DO UPDATE SET uri = coalesce(excluded.uri, uri),"
+            " last_seen = max(last_seen, excluded.last_seen)",
+            [(kind, oid, name, uri, ts)
+             for (kind, oid, name), (uri, ts) in catalogue.objects.items()],
+        )
+
+    def _checkpoint_loop(self) -> None:
+        """Copy the WAL back into the database off the commit path.
+
+        PASSIVE never blocks the writer; when the WAL has grown large (readers kept a
+        checkpoint from finishing) a RESTART waits for them so the file can be reused.
+        """
+        con = self._connect(read_only=False)
+        try:
+            while not self._checkpoints.wait(_CHECKPOINT_EVERY_S):
+                try:
+                    busy, wal_pages, _ = con.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    if not busy and wal_pages > _WAL_RESTART_PAGES:
+                        con.execute("PRAGMA wal_checkpoint(RESTART)")
+                except sqlite3.Error as exc:
+                    log.warning("WAL checkpoint failed: %s", exc)
+            con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            con.close()
+
+    def _maybe_optimize(self, con: sqlite3.Connection) -> None:
+        """Refresh planner statistics now and then, as SQLite recommends for long runs."""
+        now = time.monotonic()
+        if now - self._last_optimize >= _OPTIMIZE_EVERY_S:
+            self._last_optimize = now
+            con.execute("PRAGMA optimize")
+
+    def optimize(self) -> None:
+        """Gather planner statistics now (after bulk loads)."""
+        with self._write_lock:
+            self._writer.execute("ANALYZE")
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def search(
+        self,
+        where: Node,
+        *,
+        limit: int,
+        cursor: Cursor | None = None,
+        offset: int = 0,
+        descending: bool = True,
+    ) -> RowPage:
+        sql, params = compile_where(where, SQLITE)
+        if cursor is not None:
+            keyset, more = keyset_condition(cursor.ts, cursor.id, descending=descending,
+                                            dialect=SQLITE)
+            sql = f"{sql} AND {keyset}"
+            params += more
+        order = "DESC" if descending else "ASC"
+        statement = (f"SELECT e.id, e.ts, e.doc FROM events e WHERE {sql}"
+                     f" ORDER BY e.ts {order}, e.id {order} LIMIT ? OFFSET ?")
+        with self._reader() as con:
+            rows = con.execute(statement, [*params, limit + 1, offset]).fetchall()
+        events = [StoredEvent(r[0], r[1], r[2]) for r in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit and events:
+            next_cursor = Cursor(events[-1].timestamp_ms, events[-1].id)
+        return RowPage(events, next_cursor)
+
+    def count(self, where: Node) -> int:
+        sql, params = compile_where(where, SQLITE)
+        with self._reader() as con:
+            return int(con.execute(f"SELECT count(*) FROM events e WHERE {sql}",
+                                   params).fetchone()[0])
+
+    def stream(self, where: Node, *, descending: bool = True,
+               batch_size: int = 1000) -> Iterator[StoredEvent]:
+        cursor = None
+        while True:
+            page = self.search(where, limit=batch_size, cursor=cursor, descending=descending)
+            yield from page.events
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def get(self, event_id: int) -> StoredEvent | None:
+        with self._reader() as con:
+            row = con.execute("SELECT id, ts, doc FROM events WHERE id = ?",
+                              (event_id,)).fetchone()
+        return StoredEvent(row[0], row[1], row[2]) if row else None
+
+    def max_id(self, where: Node | None = None) -> int:
+        sql, params = compile_where(where or MatchAll(), SQLITE)
+        with self._reader() as con:
+            row = con.execute(f"SELECT max(e.id) FROM events e WHERE {sql}", params).fetchone()
+        return int(row[0] or 0)
+
+    def find_objects(self, type: str, *, name: str | None = None, object_id: str | None = None,
+                     limit: int = 100) -> list[CatalogueObject]:
+        sql = "SELECT type, object_id, name, uri FROM catalogue_objects WHERE upper(type) = ?"
+        params: list[object] = [type.upper()]
+        if name is not None:
+            sql += " AND name = ? COLLATE NOCASE"
+            params.append(name)
+        if object_id is not None:
+            sql += " AND object_id = ?"
+            params.append(object_id)
+        sql += " ORDER BY last_seen DESC LIMIT ?"
+        with self._reader() as con:
+            rows = con.execute(sql, [*params, limit]).fetchall()
+        return [CatalogueObject(r[0], r[1] or None, r[2], r[3]) for r in rows]
+
+    def objects_seen_together(self, type: str, object_id: str, other_type: str,
+                              other_id: str) -> bool:
+        with self._reader() as con:
+            row = con.execute(
+                "SELECT 1 FROM event_objects a WHERE a.type = ? AND a.object_id = ? AND EXISTS"
+                " (SELECT 1 FROM event_objects b WHERE b.type = ? AND b.object_id = ?"
+                " AND b.ts = a.ts AND b.event_id = a.event_id) LIMIT 1",
+                (type.upper(), object_id, other_type.upper(), other_id),
+            ).fetchone()
+        return row is not None
+
+    def lookup_authors(self, search: str | None, *, limit: int,
+                       offset: int = 0) -> list[CatalogueAuthor]:
+        sql = "SELECT author_id, name, type, uri FROM catalogue_authors"
+        params: list[object] = []
+        if search:
+            sql += " WHERE name LIKE ? ESCAPE '\\' OR author_id = ?"
+            params += [f"%{_like_escape(search)}%", search]
+        # Atlassian puts the built-in System, Anonymous and Unknown authors first.
+        sql += " ORDER BY author_id NOT IN ('-1', '-2', '-3'), name COLLATE NOCASE LIMIT ? OFFSET ?"
+        with self._reader() as con:
+            rows = con.execute(sql, [*params, limit, offset]).fetchall()
+        return [CatalogueAuthor(*r) for r in rows]
+
+    def lookup_objects(self, type: str, search: str | None, *, limit: int,
+                       offset: int = 0) -> list[CatalogueObject]:
+        sql = "SELECT type, object_id, name, uri FROM catalogue_objects WHERE upper(type) = ?"
+        params: list[object] = [type.upper()]
+        if search:
+            sql += " AND (name LIKE ? ESCAPE '\\' OR object_id = ?)"
+            params += [f"%{_like_escape(search)}%", search]
+        sql += " ORDER BY name COLLATE NOCASE LIMIT ? OFFSET ?"
+        with self._reader() as con:
+            rows = con.execute(sql, [*params, limit, offset]).fetchall()
+        return [CatalogueObject(r[0], r[1] or None, r[2], r[3]) for r in rows]
+
+    # -- principals ------------------------------------------------------------------------
+
+    def get_user(self, name: str) -> UserRecord | None:
+        with self._reader() as con:
+            row = con.execute("SELECT name, password_hash, role, disabled FROM users"
+                              " WHERE name = ?", (name,)).fetchone()
+        return UserRecord(row[0], row[1], row[2], bool(row[3])) if row else None
+
+    def put_user(self, user: UserRecord) -> None:
+        with self._write_lock:
+            self._writer.execute(
+                "INSERT INTO users VALUES (?,?,?,?) ON CONFLICT (name) DO UPDATE SET"
+                " password_hash = excluded.password_hash, role = excluded.role,"
+                " disabled = excluded.disabled",
+                (user.name, user.password_hash, user.role, int(user.disabled)),
+            )
+
+    def count_users(self) -> int:
+        with self._reader() as con:
+            return int(con.execute("SELECT count(*) FROM users").fetchone()[0])
+
+    # -- upkeep ----------------------------------------------------------------------------
+
+    def integrity_check(self) -> list[str]:
+        with self._write_lock:
+            problems = [r[0] for r in self._writer.execute("PRAGMA integrity_check")]
+            problems = [p for p in problems if p != "ok"]
+            try:
+                self._writer.execute(
+                    "INSERT INTO events_fts (events_fts) VALUES ('integrity-check')")
+            except sqlite3.DatabaseError as exc:
+                problems.append(f"full-text index: {exc}")
+        return problems
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._checkpoints.set()
+        self._checkpointer.join()
+        with self._write_lock:
+            with contextlib.suppress(sqlite3.Error):
+                self._writer.execute("PRAGMA optimize")
+            self._writer.close()
+        with self._readers_lock:
+            for con in self._all_readers:
+                con.close()
+            self._all_readers.clear()
+
+
+def _insert_many(con: sqlite3.Connection, target: str, width: int,
+                 rows: Sequence[tuple[object, ...]]) -> None:
+    """INSERT rows with few statements (see `_PARAMS_PER_INSERT`)."""
+    row_marks = "(" + ",".join("?" * width) + ")"
+    most = 1 << ((_PARAMS_PER_INSERT // width).bit_length() - 1)
+    start = 0
+    while start < len(rows):
+        # Powers of two only: a handful of distinct statements for the statement cache.
+        remaining = len(rows) - start
+        size = most if remaining >= most else 1 << (remaining.bit_length() - 1)
+        part = rows[start:start + size]
+        start += size
+        sql = f"INSERT INTO {target} VALUES " + ",".join([row_marks] * size)
+        con.execute(sql, [value for row in part for value in row])
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements (our migrations hold no semicolons in strings)."""
+    lines = [line for line in script.splitlines() if not line.lstrip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
