@@ -225,31 +225,30 @@ def _episodes(world: _World, at: int, prefix: str) -> Iterator[AuditEvent]:
     for n in range(3):  # the Soteri security hook skipped with the magic commit message
         yield AuditEvent(
             type=AuditType("Soteri Security for Bitbucket", "Security hook skipped"),
-            timestamp=ms_to_datetime(at + 3_600_000 + n * 600_000),
             affected_objects=[project, repo],
             extra_attributes=[AuditAttribute("commit message",
                                              "hotfix skip-soteri-security-check")],
-            uid=f"{prefix}hook-skipped-{n}", **_common(rng, insider, at))  # type: ignore[arg-type]
+            uid=f"{prefix}hook-skipped-{n}",
+            **_common(rng, insider, at + 3_600_000 + n * 600_000))  # type: ignore[arg-type]
     yield AuditEvent(
         type=AuditType("Users and groups", "User permissions exported", A.USER_MANAGEMENT,
                        L.ADVANCED),
-        timestamp=ms_to_datetime(at + 7_200_000), uid=f"{prefix}permissions-export",
-        **_common(rng, insider, at))  # type: ignore[arg-type]
+        uid=f"{prefix}permissions-export",
+        **_common(rng, insider, at + 7_200_000))  # type: ignore[arg-type]
     yield AuditEvent(
         type=AuditType("Auditing", "Audit Log configuration updated", A.AUDIT_LOG, L.BASE,
                        "atlassian.audit.event.category.audit",
                        "atlassian.audit.event.action.audit.config.updated"),
-        timestamp=ms_to_datetime(at + 7_300_000), uid=f"{prefix}audit-config",
+        uid=f"{prefix}audit-config",
         changed_values=[ChangedValue("Coverage level", "security : full", "security : off",
                                      "atlassian.audit.event.change.coverage.level")],
-        **_common(rng, world.users[0], at))  # type: ignore[arg-type]
+        **_common(rng, world.users[0], at + 7_300_000))  # type: ignore[arg-type]
     yield AuditEvent(
-        type=_KINDS[13].type, timestamp=ms_to_datetime(at + 7_400_000),
-        uid=f"{prefix}admin-token",
+        type=_KINDS[13].type, uid=f"{prefix}admin-token",
         affected_objects=[AuditResource("USER", insider.name, insider.id)],
         extra_attributes=[AuditAttribute("Permissions", "ADMIN"),
                           AuditAttribute("Token name", "automation")],
-        **_common(rng, insider, at))  # type: ignore[arg-type]
+        **_common(rng, insider, at + 7_400_000))  # type: ignore[arg-type]
 
 
 def load_demo(service: AuditService, count: int = 5000, seed: int = 7) -> int:

@@ -63,7 +63,9 @@ def build_app(service: AuditService, settings: Settings | None = None) -> Any:
     api.add_middleware(_RequestMetrics, metrics=service.metrics)
     if not settings.context_path:
         return api
+    # Served under the context path (as Bitbucket is) and at the root too, since scripts
+    # copied from product docs use either form.
     root = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     root.mount(settings.context_path, api)
-    install_error_handlers(root)
+    root.mount("/", api)
     return root

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -18,6 +19,10 @@ from trailkeeper.demo import load_demo
 from trailkeeper.ingest.service import AuditService
 
 log = logging.getLogger("trailkeeper.serve")
+
+
+def _remember(number: int, frame: object) -> None:
+    log.info("received %s", signal.Signals(number).name)
 
 
 @click.command()
@@ -54,6 +59,10 @@ def serve(home: Path | None, db_url: str | None, host: str, port: int, context_p
                                 timeout_graceful_shutdown=30)
         server = uvicorn.Server(config)
         log.info("listening on http://%s:%d%s/", host, port, settings.context_path)
+        # uvicorn stops gracefully on SIGTERM/SIGINT, then re-raises the signal under the
+        # handler that was there before; make that handler a no-op so the queue still drains.
+        for number in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(number, _remember)
         server.run()
     finally:
         log.info("shutting down: writing queued events")

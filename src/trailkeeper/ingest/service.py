@@ -49,8 +49,11 @@ class AuditService:
         queue_size: int = 10_000,
         overflow: Overflow = "drop-oldest",
         metrics: Metrics | None = None,
+        close_storage: bool = False,
     ) -> None:
+        """``close_storage``: whether `close` also closes the store (`open` sets it)."""
         self.storage = storage
+        self._close_storage = close_storage
         self.metrics = metrics or Metrics()
         self._clock = clock
         self._writer = Writer(storage, self.metrics, capacity=queue_size, overflow=overflow,
@@ -60,7 +63,7 @@ class AuditService:
     @classmethod
     def open(cls, db_url: str, **options: object) -> AuditService:
         """A service on the store named by ``db_url`` (``sqlite:///...`` or ``postgresql://...``)."""
-        return cls(open_storage(db_url), **options)  # type: ignore[arg-type]
+        return cls(open_storage(db_url), close_storage=True, **options)  # type: ignore[arg-type]
 
     # -- recording -------------------------------------------------------------------------
 
@@ -96,12 +99,13 @@ class AuditService:
         return self._writer.wait_idle(timeout)
 
     def close(self) -> None:
-        """Drain the queue, commit it, and close the store."""
+        """Drain the queue and commit it (then close the store, if this service opened it)."""
         if self._closed:
             return
         self._closed = True
         self._writer.stop()
-        self.storage.close()
+        if self._close_storage:
+            self.storage.close()
 
     def __enter__(self) -> AuditService:
         return self

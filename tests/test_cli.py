@@ -1,0 +1,165 @@
+"""The `trailkeeper` command: serve (bootstrap admin, demo data, shutdown) and search."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import free_port
+from tests.factories import event
+from trailkeeper.ingest.service import AuditService
+
+
+class Served:
+    def __init__(self, process: subprocess.Popen[bytes], port: int, home: Path) -> None:
+        self.process, self.port, self.home = process, port, home
+        self.url = f"http://127.0.0.1:{port}"
+
+
+def start(home: Path, db_url: str, *extra: str, password: str | None = None) -> Served:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRAILKEEPER_")}
+    if password:
+        env["TRAILKEEPER_ADMIN_PASSWORD"] = password
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "trailkeeper", "serve", "--db", db_url, "--home", str(home),
+         "--port", str(port), *extra],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            _, err = process.communicate()
+            raise RuntimeError(err.decode())
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return Served(process, port, home)
+        except httpx.TransportError:
+            time.sleep(0.1)
+    process.kill()
+    process.communicate()
+    raise RuntimeError("server did not start")
+
+
+def stop(served: Served) -> tuple[int, str]:
+    served.process.send_signal(signal.SIGTERM)
+    _, err = served.process.communicate(timeout=60)
+    return served.process.returncode, err.decode()
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "home"
+
+
+def test_first_start_creates_admin_with_a_generated_password(home: Path, db_url: str) -> None:
+    served = start(home, db_url)
+    try:
+        saved = home / "initial-admin-password"
+        password = saved.read_text().strip()
+        assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+        with httpx.Client(base_url=served.url) as http:
+            assert http.get("/rest/auditing/1.0/events", auth=("admin", password)).status_code \
+                == 200
+            assert http.get("/rest/auditing/1.0/events", auth=("admin", "admin")).status_code \
+                == 401
+    finally:
+        code, stderr = stop(served)
+    assert code == 0
+    assert stderr.count(password) == 1  # printed once, on the terminal only
+    log = (home / "log" / "trailkeeper.log").read_text()
+    assert password not in log
+    assert "listening on" in log
+
+
+def test_admin_password_from_the_environment_is_not_written_anywhere(home: Path,
+                                                                      db_url: str) -> None:
+    served = start(home, db_url, password="from-the-environment")
+    try:
+        response = httpx.get(f"{served.url}/api/v1/events",
+                             auth=("admin", "from-the-environment"))
+        assert response.status_code == 200
+        assert not (home / "initial-admin-password").exists()
+    finally:
+        code, stderr = stop(served)
+    assert code == 0 and "from-the-environment" not in stderr
+
+
+def test_demo_loads_a_realistic_data_set_once(home: Path, tmp_path: Path) -> None:
+    db_url = f"sqlite://{tmp_path / 'demo.db'}"
+    served = start(home, db_url, "--demo", password="pw")
+    try:
+        with httpx.Client(base_url=served.url, auth=("admin", "pw")) as http:
+            body = http.get("/rest/auditing/1.0/events", params={"limit": 1}).json()
+            assert body["entities"] and body["pagingInfo"]["lastPage"] is False
+            hooks = http.get("/rest/auditing/1.0/events",
+                             params={"actions": "Security hook skipped"}).json()["entities"]
+            assert len(hooks) == 3
+            failed = http.get("/rest/auditing/1.0/events",
+                              params={"actions": "User login failed", "limit": 1000}).json()
+            assert len(failed["entities"]) >= 25
+            project = http.get("/rest/api/latest/projects/PLAT").json()
+            assert project["key"] == "PLAT"
+    finally:
+        assert stop(served)[0] == 0
+    with AuditService.open(db_url) as service:
+        before = service.count()
+    served = start(home, db_url, "--demo", password="pw")
+    assert stop(served)[0] == 0
+    with AuditService.open(db_url) as service:
+        assert service.count() == before
+
+
+def test_context_path_serves_under_the_prefix(home: Path, tmp_path: Path) -> None:
+    served = start(home, f"sqlite://{tmp_path / 'c.db'}", "--context-path", "/bitbucket",
+                   password="pw")
+    try:
+        response = httpx.get(f"{served.url}/bitbucket/rest/auditing/1.0/events",
+                             auth=("admin", "pw"))
+        assert response.status_code == 200
+    finally:
+        assert stop(served)[0] == 0
+
+
+def test_search_prints_json_lines_newest_first(db_url: str) -> None:
+    with AuditService.open(db_url) as service:
+        service.submit([event("Repository created", minutes=1),
+                        event("User created", category="Users and groups", minutes=2),
+                        event("Repository deleted", minutes=3)])
+    output = subprocess.run(
+        [sys.executable, "-m", "trailkeeper", "search", "--db", db_url, "--category",
+         "Repositories", "--limit", "10"], capture_output=True, check=True).stdout
+    lines = [json.loads(line) for line in output.splitlines()]
+    assert [e["type"]["action"] for e in lines] == ["Repository deleted", "Repository created"]
+    assert all("id" in e for e in lines)
+
+
+def test_search_reports_bad_options_with_exit_code_2(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "trailkeeper", "search", "--db", f"sqlite://{tmp_path}/x.db",
+         "--from", "last tuesday"], capture_output=True)
+    assert result.returncode == 2
+    assert b"--from" in result.stderr
+
+
+@pytest.fixture
+def running(home: Path, tmp_path: Path) -> Iterator[Served]:
+    served = start(home, f"sqlite://{tmp_path / 'r.db'}", password="pw")
+    yield served
+    if served.process.poll() is None:
+        stop(served)
+
+
+def test_sigterm_shuts_down_cleanly(running: Served) -> None:
+    code, stderr = stop(running)
+    assert code == 0
+    assert "stopped" in stderr
