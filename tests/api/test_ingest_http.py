@@ -117,8 +117,14 @@ def test_malformed_json_is_a_400_naming_the_position(client: httpx.Client) -> No
     response = client.post("/api/v1/events", content=b'{"type": {',
                            headers={"content-type": "application/json"})
     assert response.status_code == 400
-    assert "Malformed JSON" in response.json()["message"]
-    assert "column" in response.json()["message"] or "char" in response.json()["message"]
+    [problem] = response.json()["errors"]
+    assert problem["message"].startswith("malformed JSON")
+    assert "column" in problem["message"]
+    array = client.post("/api/v1/events", content=b'[{"type": {}}, {"type": ',
+                        headers={"content-type": "application/json"})
+    assert array.status_code == 400
+    assert array.json()["message"].startswith("Malformed JSON")
+    assert "column" in array.json()["message"]
 
 
 def test_malformed_ndjson_names_the_line(client: httpx.Client, server: LiveServer) -> None:

@@ -12,12 +12,13 @@ from starlette.responses import Response
 from trailkeeper.api.deps import PrincipalDep, ServiceDep, SettingsDep
 from trailkeeper.auth.permissions import scoped
 from trailkeeper.errors import BadRequestError, NotFoundError, PayloadTooLargeError
-from trailkeeper.ingest.body import decode_items
-from trailkeeper.model.event import AuditEvent
-from trailkeeper.model.parse import parse_batch
+from trailkeeper.ingest.body import split_items
+from trailkeeper.ingest.service import AuditService
+from trailkeeper.model.event import AuditAuthor
 from trailkeeper.model.timestamps import parse_iso
+from trailkeeper.model.wire import decode_events
 from trailkeeper.query.ast import Compare, In, Node, all_of
-from trailkeeper.storage.base import Cursor
+from trailkeeper.storage.base import Cursor, NewEvent
 
 router = APIRouter(prefix="/api/v1", tags=["Native"])
 
@@ -37,8 +38,11 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _parse(body: bytes, content_type: str | None, max_events: int) -> list[AuditEvent]:
-    return parse_batch(decode_items(body, content_type, max_events=max_events))
+def _prepare(service: AuditService, body: bytes, content_type: str | None, max_events: int,
+             author: AuditAuthor) -> list[NewEvent]:
+    """Parse, validate and encode a body: CPU work, done in the thread pool."""
+    events = decode_events(split_items(body, content_type, max_events=max_events))
+    return service.prepare(events, author)
 
 
 @router.post("/events", status_code=201, summary="Record events (object, array or NDJSON)",
@@ -50,10 +54,11 @@ async def post_events(request: Request, service: ServiceDep, settings: SettingsD
                       principal: PrincipalDep) -> Response:
     """Answers after the events are durably committed: 201 with their ids in input order."""
     body = await _read_body(request, settings.max_body_bytes)
-    events = await run_in_threadpool(_parse, body, request.headers.get("content-type"),
-                                     settings.max_batch_events)
-    service.metrics.events_received.labels("http").inc(len(events))
-    result = await service.submit_async(events, author=principal.as_author())
+    prepared = await run_in_threadpool(_prepare, service, body,
+                                       request.headers.get("content-type"),
+                                       settings.max_batch_events, principal.as_author())
+    service.metrics.events_received.labels("http").inc(len(prepared))
+    result = await service.commit_async(prepared)
     status = 201 if result.created else 200
     return Response(orjson.dumps({"ids": result.ids}), status_code=status,
                     media_type="application/json")

@@ -84,10 +84,9 @@ class AuditService:
         future = self._writer.submit(self.prepare(events, author))
         return future.result()
 
-    async def submit_async(self, events: Sequence[AuditEvent], *,
-                           author: AuditAuthor = AuditAuthor.SYSTEM) -> AppendResult:
-        future = self._writer.submit(self.prepare(events, author))
-        return await asyncio.wrap_future(future)
+    async def commit_async(self, prepared: Sequence[NewEvent]) -> AppendResult:
+        """Store a batch made by `prepare` and wait, without blocking the event loop."""
+        return await asyncio.wrap_future(self._writer.submit(prepared))
 
     def prepare(self, events: Sequence[AuditEvent], author: AuditAuthor) -> list[NewEvent]:
         """Fingerprint and fill in defaults (time of receipt, author) for storage."""

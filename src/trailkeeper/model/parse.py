@@ -78,12 +78,12 @@ def _ident(value: Any) -> Any:
 
 # Area and level names are accepted as written by Atlassian (AUDIT_LOG), lower-case, or in the
 # kebab-case of the coverage REST body (audit-log).
-_AREAS = {
+AREAS = {
     spelling: area
     for area in CoverageArea
     for spelling in (area.value, area.value.lower(), area.kebab)
 }
-_LEVELS = {
+LEVELS = {
     spelling: level
     for level in (CoverageLevel.BASE, CoverageLevel.ADVANCED, CoverageLevel.FULL)
     for spelling in (level.value, level.value.lower())
@@ -95,8 +95,8 @@ def _type(data: Any, path: str, problems: _Problems) -> AuditType | None:
     if not d and not isinstance(data, dict):
         return None
     raw_area, raw_level = d.get("area", "ECOSYSTEM"), d.get("level", "BASE")
-    area = _AREAS.get(raw_area) if isinstance(raw_area, str) else None
-    level = _LEVELS.get(raw_level) if isinstance(raw_level, str) else None
+    area = AREAS.get(raw_area) if isinstance(raw_area, str) else None
+    level = LEVELS.get(raw_level) if isinstance(raw_level, str) else None
     if area is None:
         problems.add(f"{path}.area", f"{d.get('area')!r} is not one of {', '.join(CoverageArea)}")
     if level is None:

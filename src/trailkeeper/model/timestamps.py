@@ -7,6 +7,7 @@ millisecond, as in Atlassian's store; finer digits are truncated.
 
 from __future__ import annotations
 
+import functools
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -86,8 +87,14 @@ def ms_to_datetime(ms: int) -> datetime:
 def format_iso(ms: int) -> str:
     """As Java's ``ISO_INSTANT`` prints: ``…:53.360Z``, or ``…:53Z`` at whole seconds."""
     seconds, millis = divmod(ms, 1000)
-    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    base = _second(seconds)
     return f"{base}.{millis:03d}Z" if millis else f"{base}Z"
+
+
+@functools.lru_cache(maxsize=8192)
+def _second(seconds: int) -> str:
+    # strftime is slow next to the rest of rendering, and events arrive in runs of seconds.
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
 
 
 def to_epoch_nano(ms: int) -> dict[str, int]:

@@ -35,8 +35,14 @@ class Dialect:
     name: str
     placeholder: str
 
-    def text_condition(self, terms: tuple[str, ...], match_all: bool) -> tuple[str, str] | None:
-        """(SQL, parameter) for a full-text match, or None when no term has a word in it."""
+    def text_condition(self, terms: tuple[str, ...], match_all: bool, *,
+                       as_filter: bool = False) -> tuple[str, str] | None:
+        """(SQL, parameter) for a full-text match, or None when no term has a word in it.
+
+        ``as_filter``: the matches are many, so keep the time-ordered scan and test each
+        row against them rather than fetching every match and sorting (SQLite; PostgreSQL's
+        planner makes that choice from its statistics).
+        """
         words = [t for t in terms if _WORDY.search(t)]
         if not words:
             return None
@@ -46,7 +52,8 @@ class Dialect:
             query = (" AND " if match_all else " OR ").join(
                 '"' + w.replace('"', '""') + '"*' for w in words
             )
-            return f"e.id IN (SELECT rowid FROM events_fts WHERE events_fts MATCH {p})", query
+            column = "+e.id" if as_filter else "e.id"  # unary + stops rowid lookups
+            return f"{column} IN (SELECT rowid FROM events_fts WHERE events_fts MATCH {p})", query
         query = (" & " if match_all else " | ").join(
             "'" + w.replace("\\", "\\\\").replace("'", "''") + "':*" for w in words
         )
@@ -58,8 +65,10 @@ POSTGRES = Dialect("postgres", "%s")
 
 
 class _Compiler:
-    def __init__(self, dialect: Dialect) -> None:
+    def __init__(self, dialect: Dialect, columns: dict[str, str], filter_text: bool) -> None:
         self.dialect = dialect
+        self.columns = columns
+        self.filter_text = filter_text
         self.params: list[object] = []
 
     def param(self, value: object) -> str:
@@ -72,11 +81,11 @@ class _Compiler:
         if isinstance(node, Compare):
             if node.op not in _OPS:
                 raise ValueError(f"unknown operator {node.op!r}")
-            column = _column(node.field)
+            column = self.column(node.field)
             op = "<>" if node.op == "!=" else node.op
             return f"{column} {op} {self.param(node.value)}"
         if isinstance(node, In):
-            column = _column(node.field)
+            column = self.column(node.field)
             if not node.values:
                 return "1=0"
             if len(node.values) == 1:
@@ -90,7 +99,8 @@ class _Compiler:
                 sql += f" AND o.object_id IN ({', '.join(self.param(i) for i in node.ids)})"
             return f"e.id IN (SELECT o.event_id FROM event_objects o WHERE {sql})"
         if isinstance(node, Text):
-            compiled = self.dialect.text_condition(node.terms, node.match_all)
+            compiled = self.dialect.text_condition(node.terms, node.match_all,
+                                                   as_filter=self.filter_text)
             if compiled is None:
                 return "1=1"
             sql, query = compiled
@@ -109,16 +119,22 @@ class _Compiler:
         raise TypeError(f"not a query node: {node!r}")
 
 
-def _column(field: str) -> str:
-    try:
-        return COLUMNS[field]
-    except KeyError:
-        raise ValueError(f"unknown field {field!r}") from None
+    def column(self, field: str) -> str:
+        try:
+            return self.columns[field]
+        except KeyError:
+            raise ValueError(f"unknown field {field!r}") from None
 
 
-def compile_where(node: Node, dialect: Dialect) -> tuple[str, list[object]]:
-    """The SQL condition (over the ``events`` table aliased ``e``) and its parameters."""
-    compiler = _Compiler(dialect)
+def compile_where(node: Node, dialect: Dialect, *, ts_column: str = "e.ts",
+                  id_column: str = "e.id", filter_text: bool = False) -> tuple[str, list[object]]:
+    """The SQL condition (over the ``events`` table aliased ``e``) and its parameters.
+
+    ``ts_column``/``id_column`` let a plan that drives from another index with the same
+    timestamps (``event_objects``) put time bounds on that index.
+    """
+    columns = {**COLUMNS, "timestamp": ts_column, "id": id_column}
+    compiler = _Compiler(dialect, columns, filter_text)
     return compiler.node(node), compiler.params
 
 

@@ -30,9 +30,9 @@ def encode(event: AuditEvent, received_ms: int, default_author: AuditAuthor) -> 
     """
     rest = event.to_rest()
     rest.pop("id", None)
-    fingerprint = None
-    if event.uid is not None:
-        fingerprint = hashlib.sha256(orjson.dumps(rest, option=orjson.OPT_SORT_KEYS)).digest()
+    doc = orjson.dumps(rest)
+    # to_rest() orders keys and items deterministically, so equal events give equal bytes.
+    fingerprint = hashlib.sha256(doc).digest() if event.uid is not None else None
     timestamp_ms = event.timestamp_ms
     author = event.author
     if timestamp_ms is None or author is None:
@@ -42,9 +42,8 @@ def encode(event: AuditEvent, received_ms: int, default_author: AuditAuthor) -> 
         if author is None:
             author = default_author
             rest["author"] = author_rest(author)
-        rest = {key: rest[key] for key in REST_ORDER if key in rest}
-    return NewEvent(event, timestamp_ms, author, fingerprint, orjson.dumps(rest),
-                    search_text(event, author))
+        doc = orjson.dumps({key: rest[key] for key in REST_ORDER if key in rest})
+    return NewEvent(event, timestamp_ms, author, fingerprint, doc, search_text(event, author))
 
 
 def search_text(event: AuditEvent, author: AuditAuthor | None = None) -> str:
@@ -73,6 +72,24 @@ def search_text(event: AuditEvent, author: AuditAuthor | None = None) -> str:
         parts.append(attribute.name)
         parts.append(attribute.value)
     return "\n".join(parts)
+
+
+def object_keys(event: AuditEvent) -> list[tuple[int, tuple[str, str, str]]]:
+    """(position, (TYPE, id or '', name)) of the objects to index, one per typed id.
+
+    An object listed twice with the same type and id is indexed once, so a search driven
+    by that object's index yields each event once.
+    """
+    seen: set[tuple[str, str]] = set()
+    keys = []
+    for pos, o in enumerate(event.affected_objects):
+        kind = o.type.upper()
+        if o.id:
+            if (kind, o.id) in seen:
+                continue
+            seen.add((kind, o.id))
+        keys.append((pos, (kind, o.id or "", o.name)))
+    return keys
 
 
 @dataclass

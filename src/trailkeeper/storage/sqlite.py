@@ -18,7 +18,8 @@ from pathlib import Path
 
 from trailkeeper.errors import ConfigurationError, ConflictError, StorageError
 from trailkeeper.query.ast import MatchAll, Node
-from trailkeeper.query.compile import SQLITE, compile_where, keyset_condition
+from trailkeeper.query.compile import SQLITE, compile_where
+from trailkeeper.query.plan import Page, plan_search, text_terms
 from trailkeeper.storage.base import (
     AppendResult,
     CatalogueAuthor,
@@ -30,7 +31,7 @@ from trailkeeper.storage.base import (
     UserRecord,
 )
 from trailkeeper.storage.migrations import migrations
-from trailkeeper.storage.rows import Catalogue, chunks, plan_batch
+from trailkeeper.storage.rows import Catalogue, chunks, object_keys, plan_batch
 
 log = logging.getLogger("trailkeeper.storage")
 
@@ -201,8 +202,8 @@ class SqliteStorage:
                 event_id, ts, t.area, t.level, t.category, t.action, author.id, author.name,
                 e.source, e.method, e.node, e.system, e.uid, new.doc,
             ))
-            objects.extend((o.type.upper(), o.id or "", ts, event_id, pos, o.name)
-                           for pos, o in enumerate(e.affected_objects))
+            objects.extend((kind, oid, ts, event_id, pos, name)
+                           for pos, (kind, oid, name) in object_keys(e))
             if e.uid is not None and new.fingerprint is not None:
                 uids.append((e.uid, event_id, new.fingerprint))
             texts.append((event_id, new.text))
@@ -276,17 +277,19 @@ class SqliteStorage:
         offset: int = 0,
         descending: bool = True,
     ) -> RowPage:
-        sql, params = compile_where(where, SQLITE)
-        if cursor is not None:
-            keyset, more = keyset_condition(cursor.ts, cursor.id, descending=descending,
-                                            dialect=SQLITE)
-            sql = f"{sql} AND {keyset}"
-            params += more
-        order = "DESC" if descending else "ASC"
-        statement = (f"SELECT e.id, e.ts, e.doc FROM events e WHERE {sql}"
-                     f" ORDER BY e.ts {order}, e.id {order} LIMIT ? OFFSET ?")
+        page = Page(limit, cursor.ts if cursor else None, cursor.id if cursor else None,
+                    offset, descending)
         with self._reader() as con:
-            rows = con.execute(statement, [*params, limit + 1, offset]).fetchall()
+            text = text_terms(where)
+            matches = None
+            if text is not None:
+                counted = SQLITE.text_condition(text.terms, text.match_all)
+                if counted is not None:
+                    matches = con.execute(
+                        "SELECT count(*) FROM events_fts WHERE events_fts MATCH ?",
+                        (counted[1],)).fetchone()[0]
+            statement, params = plan_search(where, page, SQLITE, text_matches=matches)
+            rows = con.execute(statement, params).fetchall()
         events = [StoredEvent(r[0], r[1], r[2]) for r in rows[:limit]]
         next_cursor = None
         if len(rows) > limit and events:

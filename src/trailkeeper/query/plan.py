@@ -1,0 +1,118 @@
+"""Turn a search (condition, cursor, order, page) into one SELECT, choosing the access path.
+
+Three choices keep a first page cheap however many events match:
+
+- **Drive from an object.** When the query requires one affected object (``TYPE,id``), rows
+  come from that object's index, already in (timestamp, id) order, and the scan stops at the
+  page size; otherwise every event of a busy repository would be collected and sorted.
+- **Scan time, filter text.** A full-text term that matches many events is used as a filter
+  on the time-ordered scan instead of collecting and sorting all its matches.
+- **Tighten the time range to the cursor,** so page 1,000 starts its index range where page
+  999 ended instead of filtering its way down from ``to``.
+
+Pure: the caller supplies how many events the text matches, when it matters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from trailkeeper.query.ast import And, Compare, HasObject, MatchAll, Node, Text, all_of
+from trailkeeper.query.compile import Dialect, compile_where
+
+# Above this many full-text matches, scanning by time and filtering beats sorting matches.
+WIDE_TEXT_MATCHES = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """Where a page starts and how big it is."""
+
+    limit: int
+    cursor_ts: int | None = None
+    cursor_id: int | None = None
+    offset: int = 0
+    descending: bool = True
+
+
+def top_level(node: Node) -> list[Node]:
+    if isinstance(node, And):
+        return list(node.items)
+    return [] if isinstance(node, MatchAll) else [node]
+
+
+def text_terms(node: Node) -> Text | None:
+    """The top-level full-text condition, if there is exactly one."""
+    texts = [n for n in top_level(node) if isinstance(n, Text)]
+    return texts[0] if len(texts) == 1 else None
+
+
+def _driver(node: Node) -> HasObject | None:
+    for item in top_level(node):
+        if isinstance(item, HasObject) and len(item.ids) == 1 and item.ids[0]:
+            return item
+    return None
+
+
+def tighten_to_cursor(node: Node, page: Page) -> Node:
+    """Bound the time range on the page's far side by the cursor's timestamp.
+
+    Looser bounds on that side are dropped, so the planner starts its index range at the
+    cursor instead of at ``to`` (or ``from`` when ascending).
+    """
+    if page.cursor_ts is None:
+        return node
+    ts = page.cursor_ts
+    far = ("<=", "<") if page.descending else (">=", ">")
+    items: list[Node] = []
+    tighter = False
+    for item in top_level(node):
+        if isinstance(item, Compare) and item.field == "timestamp" and item.op in far:
+            value = int(item.value)
+            if (value <= ts) if page.descending else (value >= ts):
+                items.append(item)
+                tighter = True
+            continue
+        items.append(item)
+    if not tighter:
+        items.append(Compare("timestamp", far[0], ts))  # type: ignore[arg-type]
+    return all_of(items)
+
+
+def plan_search(where: Node, page: Page, dialect: Dialect, *,
+                text_matches: int | None = None) -> tuple[str, list[object]]:
+    """The SELECT (id, ts, doc) for one page, fetching ``limit + 1`` rows."""
+    where = tighten_to_cursor(where, page)
+    order = "DESC" if page.descending else "ASC"
+    p = dialect.placeholder
+    driver = _driver(where)
+    if driver is not None:
+        rest = all_of(n for n in top_level(where) if n is not driver)
+        # Time bounds and the cursor refer to the driving index, whose ts equals the event's.
+        condition, params = compile_where(rest, dialect, ts_column="d.ts", id_column="d.event_id")
+        sql = (
+            f"SELECT e.id, e.ts, e.doc FROM event_objects d CROSS JOIN events e"
+            f" WHERE d.type = {p} AND d.object_id = {p} AND e.id = d.event_id"
+            f" AND {condition}{_keyset(page, dialect, 'd.ts', 'd.event_id', params)}"
+            f" ORDER BY d.ts {order}, d.event_id {order} LIMIT {p} OFFSET {p}"
+        )
+        return sql, [driver.type.upper(), driver.ids[0], *params, page.limit + 1, page.offset]
+    wide_text = text_matches is not None and text_matches > WIDE_TEXT_MATCHES
+    condition, params = compile_where(where, dialect, filter_text=wide_text)
+    sql = (
+        f"SELECT e.id, e.ts, e.doc FROM events e WHERE {condition}"
+        f"{_keyset(page, dialect, 'e.ts', 'e.id', params)}"
+        f" ORDER BY e.ts {order}, e.id {order} LIMIT {p} OFFSET {p}"
+    )
+    return sql, [*params, page.limit + 1, page.offset]
+
+
+def _keyset(page: Page, dialect: Dialect, ts: str, ident: str, params: list[object]) -> str:
+    """Rows strictly after the cursor in (ts, id) order; appends its parameters."""
+    if page.cursor_ts is None or page.cursor_id is None:
+        return ""
+    p = dialect.placeholder
+    op = "<" if page.descending else ">"
+    params.extend([page.cursor_ts, page.cursor_id])
+    # Spelled out rather than as a row value so both planners use the index range.
+    return f" AND ({ts} {op} {p} OR {ident} {op} {p})"
