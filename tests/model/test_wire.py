@@ -59,7 +59,8 @@ event_like = st.fixed_dictionaries(
             optional={"name": st.text(max_size=4), "avatarUri": st.text(max_size=3)})),
         "affectedObjects": st.lists(st.fixed_dictionaries(
             {"type": st.text(max_size=4), "name": st.text(max_size=4)},
-            optional={"id": st.one_of(st.integers(-(2**63), 2**63 - 1), st.text(max_size=3))}), max_size=3),
+            optional={"id": st.one_of(st.integers(-(2**63), 2**63 - 1), st.text(max_size=3))}),
+            max_size=3),
         "changedValues": st.lists(st.fixed_dictionaries(
             {"key": st.text(max_size=4)}, optional={"to": st.text(max_size=4)}), max_size=2),
         "source": st.one_of(st.none(), st.text(max_size=6)),
