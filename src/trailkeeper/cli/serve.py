@@ -41,6 +41,9 @@ def serve(home: Path | None, db_url: str | None, host: str, port: int, context_p
     settings = Settings(home=home, db_url=db_url, host=host, port=port,
                         context_path=context_path)
     setup_logging(settings.log_dir)
+    # Threads that leave the GIL for the database (the committer, readers) wait up to this
+    # long to get it back from threads busy in Python; the default 5 ms starves them.
+    sys.setswitchinterval(0.0005)
     log.info("opening store %s", redact_url(db_url))
     service = AuditService.open(db_url)
     try:

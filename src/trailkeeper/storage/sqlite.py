@@ -35,7 +35,7 @@ from trailkeeper.storage.rows import Catalogue, chunks, object_keys, plan_batch
 
 log = logging.getLogger("trailkeeper.storage")
 
-_PARAMS_PER_QUERY = 500
+_PARAMS_PER_QUERY = 30_000
 _OPTIMIZE_EVERY_S = 600.0
 _CHECKPOINT_EVERY_S = 0.5
 _WAL_RESTART_PAGES = 100_000  # about 400 MB of WAL
@@ -213,26 +213,29 @@ class SqliteStorage:
         _insert_many(con, "events_fts (rowid, body)", 2, texts)
 
     def _upsert_catalogue(self, con: sqlite3.Connection, catalogue: Catalogue) -> None:
-        con.executemany(
-            "INSERT INTO catalogue_actions VALUES (?,?,?,?,?) ON CONFLICT (action, category)"
-            " DO UPDATE SET action_key = coalesce(excluded.action_key, action_key),"
-            " category_key = coalesce(excluded.category_key, category_key), area = excluded.area",
+        _insert_many(
+            con, "catalogue_actions", 5,
             [(action, category, akey, ckey, area)
              for (action, category), (akey, ckey, area) in catalogue.actions.items()],
+            " ON CONFLICT (action, category) DO UPDATE SET"
+            " action_key = coalesce(excluded.action_key, action_key),"
+            " category_key = coalesce(excluded.category_key, category_key),"
+            " area = excluded.area",
         )
-        con.executemany(
-            "INSERT INTO catalogue_authors VALUES (?,?,?,?,?) ON CONFLICT (author_id) DO UPDATE"
-            " SET name = excluded.name, type = excluded.type, uri = excluded.uri,"
-            " last_seen = excluded.last_seen WHERE excluded.last_seen >= last_seen",
+        _insert_many(
+            con, "catalogue_authors", 5,
             [(aid, name, kind, uri, ts)
              for aid, (name, kind, uri, ts) in catalogue.authors.items()],
+            " ON CONFLICT (author_id) DO UPDATE SET name = excluded.name, type = excluded.type,"
+            " uri = excluded.uri, last_seen = excluded.last_seen"
+            " WHERE excluded.last_seen >= last_seen",
         )
-        con.executemany(
-            "INSERT INTO catalogue_objects VALUES (?,?,?,?,?) ON CONFLICT (type, object_id, name)"
-            " DO UPDATE SET uri = coalesce(excluded.uri, uri),"
-            " last_seen = max(last_seen, excluded.last_seen)",
+        _insert_many(
+            con, "catalogue_objects", 5,
             [(kind, oid, name, uri, ts)
              for (kind, oid, name), (uri, ts) in catalogue.objects.items()],
+            " ON CONFLICT (type, object_id, name) DO UPDATE SET uri = coalesce(excluded.uri, uri),"
+            " last_seen = max(last_seen, excluded.last_seen)",
         )
 
     def _checkpoint_loop(self) -> None:
@@ -426,7 +429,7 @@ class SqliteStorage:
 
 
 def _insert_many(con: sqlite3.Connection, target: str, width: int,
-                 rows: Sequence[tuple[object, ...]]) -> None:
+                 rows: Sequence[tuple[object, ...]], suffix: str = "") -> None:
     """INSERT rows with few statements (see `_PARAMS_PER_INSERT`)."""
     row_marks = "(" + ",".join("?" * width) + ")"
     most = 1 << ((_PARAMS_PER_INSERT // width).bit_length() - 1)
@@ -437,7 +440,7 @@ def _insert_many(con: sqlite3.Connection, target: str, width: int,
         size = most if remaining >= most else 1 << (remaining.bit_length() - 1)
         part = rows[start:start + size]
         start += size
-        sql = f"INSERT INTO {target} VALUES " + ",".join([row_marks] * size)
+        sql = f"INSERT INTO {target} VALUES " + ",".join([row_marks] * size) + suffix
         con.execute(sql, [value for row in part for value in row])
 
 

@@ -1,0 +1,531 @@
+"""The server store: PostgreSQL through psycopg 3, one writer connection, a pool of readers.
+
+Durability: the writer runs with ``synchronous_commit = on`` and `append` returns only after
+COMMIT, so an acknowledged event is in the flushed WAL. Ids: every append takes one
+transaction-level advisory lock, then resolves uids and reserves its ids from
+``events_id_seq``; the lock is held until COMMIT, so ids grow in commit order even with
+several processes on one database, and a reader following ids never skips a late commit.
+
+Ingest speed: rows go in by binary COPY. ``to_tsvector`` is a quarter of the server's work,
+so a second connection of the writer computes the vectors while the first stores the objects,
+uids and catalogues; the vectors come back in tsvector's binary format and are COPYed with
+their events.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import ConnectionPool
+
+from trailkeeper.config import redact_url
+from trailkeeper.errors import ConflictError, StorageError
+from trailkeeper.query.ast import MatchAll, Node
+from trailkeeper.query.compile import POSTGRES, compile_where
+from trailkeeper.query.plan import Page, plan_search
+from trailkeeper.storage.base import (
+    AppendResult,
+    CatalogueAuthor,
+    CatalogueObject,
+    Cursor,
+    NewEvent,
+    RowPage,
+    StoredEvent,
+    UserRecord,
+)
+from trailkeeper.storage.migrations import migrations
+from trailkeeper.storage.rows import Catalogue, object_keys, plan_batch
+
+log = logging.getLogger("trailkeeper.storage")
+
+# Advisory lock keys (per database): one serialises appends, one schema migrations.
+_APPEND_LOCK = 0x7472_6B70_0001
+_MIGRATE_LOCK = 0x7472_6B70_0002
+_POOL_MAX = 10
+_CONNECT_TIMEOUT_S = 10
+_POOL_OPEN_TIMEOUT_S = 30.0
+# A tsvector holds at most 1 MB and takes up to about 3 bytes per byte of text; beyond this
+# an event's text is cut so that one huge event cannot fail its whole group commit.
+_MAX_SEARCH_BYTES = 256 * 1024
+
+# One vector per text, in input order; %b: a binary array costs Python half the time.
+_VECTORS = ("SELECT to_tsvector('simple', t) FROM unnest(%b::text[]) WITH ORDINALITY AS u(t, n)"
+            " ORDER BY n")
+_EVENT_COPY = ("COPY events (id, ts, area, level, category, action, author_id, author_name,"
+               " source, method, node, system, uid, doc, search) FROM STDIN (FORMAT BINARY)")
+# The search column gets the bytes of tsvector's binary format as the server sent them; a
+# binary COPY takes each field in its column's format, so "bytea" passes them through as is.
+_EVENT_TYPES = ("int8", "int8", "text", "text", "text", "text", "text", "text", "text",
+                "text", "text", "text", "text", "bytea", "bytea")
+_OBJECT_TYPES = ("text", "text", "int8", "int8", "int4", "text")
+_UID_TYPES = ("text", "int8", "bytea")
+
+# Explicit, whatever the server or role default: COMMIT returns once the WAL is flushed, so
+# an acknowledged event survives a crash of the database server.
+_WRITER_SETUP = "SET synchronous_commit = on"
+# Readers (and the writer's full-text helper) never write; the server enforces it. Custom
+# plans always: after five runs a prepared search would switch to a generic plan that cannot
+# see the actual object or text and scans the whole time index.
+_READER_SETUP = ("SET default_transaction_read_only = on;"
+                 " SET plan_cache_mode = force_custom_plan")
+
+
+class PostgresStorage:
+    """`Storage` on a PostgreSQL database."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._password = _password(url)
+        self._safe_url = self._scrub(redact_url(url))
+        self._options = self._connect_options()
+        self._write_lock = threading.Lock()
+        self._closed = False
+        with contextlib.ExitStack() as undo:
+            self._writer = self._connect(_WRITER_SETUP)
+            undo.callback(self._writer.close)
+            # The writer's helper: computes full-text vectors while the writer works.
+            self._vectors = self._connect(_READER_SETUP)
+            undo.callback(self._vectors.close)
+            self._migrate()
+            self._pool = self._open_pool()
+            undo.pop_all()  # from here on close() closes them
+
+    # -- connections -----------------------------------------------------------------------
+
+    def _connect_options(self) -> dict[str, Any]:
+        try:
+            given = conninfo_to_dict(self.url)
+        except psycopg.Error:
+            # from None: the original message may quote the URL, password and all.
+            raise StorageError(f"invalid database URL {self._safe_url!r}") from None
+        options: dict[str, Any] = {"autocommit": True}
+        if "connect_timeout" not in given:
+            options["connect_timeout"] = _CONNECT_TIMEOUT_S
+        return options
+
+    def _connect(self, setup: str) -> psycopg.Connection[tuple[Any, ...]]:
+        try:
+            con = psycopg.connect(self.url, **self._options)
+        except psycopg.Error as exc:
+            raise self._unavailable(exc) from None
+        try:
+            con.execute(setup)
+        except BaseException:
+            con.close()
+            raise
+        return con
+
+    def _open_pool(self) -> ConnectionPool[psycopg.Connection[tuple[Any, ...]]]:
+        pool: ConnectionPool[psycopg.Connection[tuple[Any, ...]]] = ConnectionPool(
+            self.url, min_size=1, max_size=_POOL_MAX, kwargs=self._options,
+            configure=_configure_reader, open=False, name="trailkeeper-readers",
+            # A cheap round trip that drops connections the server closed (restart, failover)
+            # before a request gets one.
+            check=ConnectionPool.check_connection)
+        try:
+            pool.open(wait=True, timeout=_POOL_OPEN_TIMEOUT_S)
+        except Exception as exc:
+            pool.close()
+            raise self._unavailable(exc) from None
+        return pool
+
+    def _unavailable(self, exc: Exception) -> StorageError:
+        return StorageError(f"cannot connect to {self._safe_url}: {self._scrub(str(exc))}")
+
+    def _scrub(self, text: str) -> str:
+        """Text fit for logs: the password (wherever the URL put it) masked."""
+        return text.replace(self._password, "***") if self._password else text
+
+    def _writing(self) -> psycopg.Connection[tuple[Any, ...]]:
+        """The writer connection (call with the write lock held); it and its helper are
+        reconnected if either broke (the server restarted, a failover)."""
+        if self._closed:
+            raise StorageError("the store is closed")
+        if _unusable(self._writer) or _unusable(self._vectors):
+            log.warning("reconnecting the writer to %s", self._safe_url)
+            self._writer.close()
+            self._vectors.close()
+            self._writer = self._connect(_WRITER_SETUP)
+            self._vectors = self._connect(_READER_SETUP)
+        return self._writer
+
+    @contextlib.contextmanager
+    def _reader(self) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
+        if self._closed:
+            raise StorageError("the store is closed")
+        with self._pool.connection() as con:
+            yield con
+
+    def _migrate(self) -> None:
+        """Apply pending migrations, each once, in a transaction; the session advisory lock
+        makes two processes starting together on an empty database take turns."""
+        con = self._writer
+        con.execute("SELECT pg_advisory_lock(%s)", (_MIGRATE_LOCK,))
+        try:
+            con.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
+                        "version integer PRIMARY KEY, name text NOT NULL, applied_ms bigint)")
+            done = {row[0] for row in con.execute("SELECT version FROM schema_migrations")}
+            for migration in migrations("postgres"):
+                if migration.version in done:
+                    continue
+                with con.transaction():
+                    con.execute(migration.sql)
+                    con.execute("INSERT INTO schema_migrations VALUES (%s, %s, %s)",
+                                (migration.version, migration.name, int(time.time() * 1000)))
+                log.info("applied migration %04d_%s", migration.version, migration.name)
+        finally:
+            con.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATE_LOCK,))
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def append(self, batches: Sequence[Sequence[NewEvent]]) -> list[AppendResult | ConflictError]:
+        with self._write_lock:
+            con = self._writing()
+            with con.transaction():
+                # Held until COMMIT: ids are reserved and uids resolved by one writer at a time.
+                con.execute("SELECT pg_advisory_xact_lock(%s)", (_APPEND_LOCK,))
+                return self._append(con, batches)
+
+    def _append(
+        self, con: psycopg.Connection[tuple[Any, ...]], batches: Sequence[Sequence[NewEvent]]
+    ) -> list[AppendResult | ConflictError]:
+        stored = self._stored_uids(con, batches)
+        # Planning is cheap: a dry run counts the fresh events, so that one sequence call
+        # reserves their ids, and the real run hands them out.
+        _, fresh = _plan(batches, dict(stored), 0)
+        first_id = self._reserve_ids(con, len(fresh))
+        results, fresh = _plan(batches, stored, first_id)
+        if fresh:
+            self._insert(con, fresh, first_id)
+        return results
+
+    def _stored_uids(
+        self, con: psycopg.Connection[tuple[Any, ...]], batches: Sequence[Sequence[NewEvent]]
+    ) -> dict[str, tuple[int, bytes]]:
+        uids = list({new.event.uid for batch in batches for new in batch
+                     if new.event.uid is not None})
+        if not uids:
+            return {}
+        rows = con.execute("SELECT uid, event_id, fingerprint FROM event_uids"
+                           " WHERE uid = ANY(%s)", (uids,), binary=True).fetchall()
+        return {uid: (event_id, fingerprint) for uid, event_id, fingerprint in rows}
+
+    def _reserve_ids(self, con: psycopg.Connection[tuple[Any, ...]], count: int) -> int:
+        """The first of ``count`` consecutive new ids (one sequence call, under the lock)."""
+        if count == 0:
+            return 0
+        row = con.execute("SELECT setval('events_id_seq', nextval('events_id_seq') + %s - 1)",
+                          (count,)).fetchone()
+        assert row is not None
+        return int(row[0]) - count + 1
+
+    def _insert(self, con: psycopg.Connection[tuple[Any, ...]], fresh: Sequence[NewEvent],
+                first_id: int) -> None:
+        """COPY the events (ids from ``first_id`` on), their objects and uids; upsert the
+        catalogues."""
+        ids = range(first_id, first_id + len(fresh))
+        # Pipeline mode sends the query without waiting for its result: the helper's server
+        # process computes the vectors while this one stores the other rows. (With a libpq
+        # older than 14 the same steps run one after the other.)
+        overlap = (self._vectors.pipeline() if psycopg.Pipeline.is_supported()
+                   else contextlib.nullcontext())
+        with self._vectors.cursor() as vectors, con.cursor() as cur:
+            with overlap:
+                vectors.execute(_VECTORS, ([_search_text(new.text) for new in fresh],),
+                                binary=True)
+                _copy_rows(cur, "event_objects (type, object_id, ts, event_id, pos, name)",
+                           _OBJECT_TYPES,
+                           [(kind, oid, new.timestamp_ms, event_id, pos, name)
+                            for event_id, new in zip(ids, fresh, strict=True)
+                            for pos, (kind, oid, name) in object_keys(new.event)])
+                _copy_rows(cur, "event_uids (uid, event_id, fingerprint)", _UID_TYPES,
+                           [(new.event.uid, event_id, new.fingerprint)
+                            for event_id, new in zip(ids, fresh, strict=True)
+                            if new.event.uid is not None and new.fingerprint is not None])
+                catalogue = Catalogue()
+                catalogue.add(fresh)
+                self._upsert_catalogue(cur, catalogue)
+            with cur.copy(_EVENT_COPY) as copy:
+                copy.set_types(_EVENT_TYPES)
+                for event_id, new, (vector,) in zip(ids, fresh, vectors, strict=True):
+                    e, author, t = new.event, new.author, new.event.type
+                    copy.write_row((
+                        event_id, new.timestamp_ms, t.area.value, t.level.value, t.category,
+                        t.action, author.id, author.name, e.source, e.method, e.node, e.system,
+                        e.uid, new.doc, vector,
+                    ))
+
+    @staticmethod
+    def _upsert_catalogue(cur: psycopg.Cursor[tuple[Any, ...]], catalogue: Catalogue) -> None:
+        """One array upsert per catalogue (no row appears twice: the keys are dict keys)."""
+        actions = [(action, category, akey, ckey, str(area))
+                   for (action, category), (akey, ckey, area) in catalogue.actions.items()]
+        authors = [(aid, name, kind, uri, ts)
+                   for aid, (name, kind, uri, ts) in catalogue.authors.items()]
+        objects = [(kind, oid, name, uri, ts)
+                   for (kind, oid, name), (uri, ts) in catalogue.objects.items()]
+        if actions:
+            cur.execute(
+                "INSERT INTO catalogue_actions AS c SELECT * FROM unnest(%s::text[],"
+                " %s::text[], %s::text[], %s::text[], %s::text[]) ON CONFLICT (action, category)"
+                " DO UPDATE SET action_key = coalesce(excluded.action_key, c.action_key),"
+                " category_key = coalesce(excluded.category_key, c.category_key),"
+                " area = excluded.area", _columns(actions, 5))
+        if authors:
+            cur.execute(
+                "INSERT INTO catalogue_authors AS c SELECT * FROM unnest(%s::text[],"
+                " %s::text[], %s::text[], %s::text[], %s::bigint[]) ON CONFLICT (author_id)"
+                " DO UPDATE SET name = excluded.name, type = excluded.type, uri = excluded.uri,"
+                " last_seen = excluded.last_seen WHERE excluded.last_seen >= c.last_seen",
+                _columns(authors, 5))
+        if objects:
+            cur.execute(
+                "INSERT INTO catalogue_objects AS c SELECT * FROM unnest(%s::text[],"
+                " %s::text[], %s::text[], %s::text[], %s::bigint[])"
+                " ON CONFLICT (type, object_id, name) DO UPDATE SET"
+                " uri = coalesce(excluded.uri, c.uri),"
+                " last_seen = greatest(c.last_seen, excluded.last_seen)", _columns(objects, 5))
+
+    def optimize(self) -> None:
+        """Gather planner statistics now (after bulk loads)."""
+        with self._write_lock:
+            self._writing().execute("ANALYZE")
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def search(
+        self,
+        where: Node,
+        *,
+        limit: int,
+        cursor: Cursor | None = None,
+        offset: int = 0,
+        descending: bool = True,
+    ) -> RowPage:
+        page = Page(limit, cursor.ts if cursor else None, cursor.id if cursor else None,
+                    offset, descending)
+        # No text_matches: PostgreSQL's planner weighs a wide full-text match by itself.
+        statement, params = plan_search(where, page, POSTGRES)
+        with self._reader() as con:
+            rows = con.execute(statement, params, binary=True).fetchall()
+        events = [StoredEvent(r[0], r[1], r[2]) for r in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit and events:
+            next_cursor = Cursor(events[-1].timestamp_ms, events[-1].id)
+        return RowPage(events, next_cursor)
+
+    def count(self, where: Node) -> int:
+        sql, params = compile_where(where, POSTGRES)
+        return int(self._one(f"SELECT count(*) FROM events e WHERE {sql}", params) or 0)
+
+    def stream(self, where: Node, *, descending: bool = True,
+               batch_size: int = 1000) -> Iterator[StoredEvent]:
+        cursor = None
+        while True:
+            page = self.search(where, limit=batch_size, cursor=cursor, descending=descending)
+            yield from page.events
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def get(self, event_id: int) -> StoredEvent | None:
+        with self._reader() as con:
+            row = con.execute("SELECT id, ts, doc FROM events WHERE id = %s", (event_id,),
+                              binary=True).fetchone()
+        return StoredEvent(row[0], row[1], row[2]) if row else None
+
+    def max_id(self, where: Node | None = None) -> int:
+        sql, params = compile_where(where or MatchAll(), POSTGRES)
+        return int(self._one(f"SELECT max(e.id) FROM events e WHERE {sql}", params) or 0)
+
+    def find_objects(self, type: str, *, name: str | None = None, object_id: str | None = None,
+                     limit: int = 100) -> list[CatalogueObject]:
+        sql = "SELECT type, object_id, name, uri FROM catalogue_objects WHERE upper(type) = %s"
+        params: list[object] = [type.upper()]
+        if name is not None:
+            sql += " AND lower(name) = lower(%s)"
+            params.append(name)
+        if object_id is not None:
+            sql += " AND object_id = %s"
+            params.append(object_id)
+        sql += " ORDER BY last_seen DESC LIMIT %s"
+        rows = self._all(sql, [*params, limit])
+        return [CatalogueObject(r[0], r[1] or None, r[2], r[3]) for r in rows]
+
+    def objects_seen_together(self, type: str, object_id: str, other_type: str,
+                              other_id: str) -> bool:
+        return self._one(
+            "SELECT 1 FROM event_objects a WHERE a.type = %s AND a.object_id = %s AND EXISTS"
+            " (SELECT 1 FROM event_objects b WHERE b.type = %s AND b.object_id = %s"
+            " AND b.ts = a.ts AND b.event_id = a.event_id) LIMIT 1",
+            [type.upper(), object_id, other_type.upper(), other_id],
+        ) is not None
+
+    def lookup_authors(self, search: str | None, *, limit: int,
+                       offset: int = 0) -> list[CatalogueAuthor]:
+        sql = "SELECT author_id, name, type, uri FROM catalogue_authors"
+        params: list[object] = []
+        if search:
+            sql += " WHERE name ILIKE %s OR author_id = %s"
+            params += [f"%{_like_escape(search)}%", search]
+        # Atlassian puts the built-in System, Anonymous and Unknown authors first.
+        sql += (" ORDER BY author_id NOT IN ('-1', '-2', '-3'), lower(name)"
+                " LIMIT %s OFFSET %s")
+        return [CatalogueAuthor(*r) for r in self._all(sql, [*params, limit, offset])]
+
+    def lookup_objects(self, type: str, search: str | None, *, limit: int,
+                       offset: int = 0) -> list[CatalogueObject]:
+        sql = "SELECT type, object_id, name, uri FROM catalogue_objects WHERE upper(type) = %s"
+        params: list[object] = [type.upper()]
+        if search:
+            sql += " AND (name ILIKE %s OR object_id = %s)"
+            params += [f"%{_like_escape(search)}%", search]
+        sql += " ORDER BY lower(name) LIMIT %s OFFSET %s"
+        rows = self._all(sql, [*params, limit, offset])
+        return [CatalogueObject(r[0], r[1] or None, r[2], r[3]) for r in rows]
+
+    def _one(self, sql: str, params: Sequence[object]) -> Any:
+        """The first column of the first row, or None when there is no row."""
+        with self._reader() as con:
+            row = con.execute(sql, params).fetchone()
+        return row[0] if row else None
+
+    def _all(self, sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
+        with self._reader() as con:
+            return con.execute(sql, params).fetchall()
+
+    # -- principals ------------------------------------------------------------------------
+
+    def get_user(self, name: str) -> UserRecord | None:
+        rows = self._all("SELECT name, password_hash, role, disabled FROM users WHERE name = %s",
+                         [name])
+        return UserRecord(*rows[0]) if rows else None
+
+    def put_user(self, user: UserRecord) -> None:
+        with self._write_lock:
+            self._writing().execute(
+                "INSERT INTO users VALUES (%s, %s, %s, %s) ON CONFLICT (name) DO UPDATE SET"
+                " password_hash = excluded.password_hash, role = excluded.role,"
+                " disabled = excluded.disabled",
+                (user.name, user.password_hash, user.role, user.disabled),
+            )
+
+    def count_users(self) -> int:
+        return int(self._one("SELECT count(*) FROM users", []))
+
+    # -- upkeep ----------------------------------------------------------------------------
+
+    def integrity_check(self) -> list[str]:
+        """Ids the sequence could hand out again, dangling uid and object rows, and (when the
+        amcheck extension is installed) B-tree index corruption."""
+        problems: list[str] = []
+        with self._reader() as con, con.transaction():
+            con.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            seq = con.execute("SELECT last_value, is_called FROM events_id_seq").fetchone()
+            top = con.execute("SELECT max(id) FROM events").fetchone()
+            if seq and top and top[0] is not None:
+                issued = seq[0] if seq[1] else seq[0] - 1
+                if top[0] > issued:
+                    problems.append(f"event id {top[0]} is above the id sequence ({issued})")
+            for table in ("event_uids", "event_objects"):
+                dangling = con.execute(
+                    f"SELECT count(*) FROM {table} x WHERE NOT EXISTS"
+                    " (SELECT 1 FROM events e WHERE e.id = x.event_id)").fetchone()
+                if dangling and dangling[0]:
+                    problems.append(f"{dangling[0]} {table} rows point at no event")
+            if con.execute("SELECT 1 FROM pg_extension WHERE extname = 'amcheck'").fetchone():
+                for (name,) in con.execute(
+                        "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+                        " JOIN pg_am a ON a.oid = c.relam WHERE a.amname = 'btree'"
+                        " AND c.relnamespace = current_schema()::regnamespace").fetchall():
+                    try:
+                        with con.transaction():
+                            con.execute("SELECT bt_index_check(%s::regclass)", (name,))
+                    except psycopg.Error as exc:
+                        problems.append(f"index {name}: {exc}")
+        return problems
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._pool.close()
+        with self._write_lock:
+            self._writer.close()
+            self._vectors.close()
+
+
+def _configure_reader(con: psycopg.Connection[tuple[Any, ...]]) -> None:
+    con.execute(_READER_SETUP)
+
+
+def _unusable(con: psycopg.Connection[tuple[Any, ...]]) -> bool:
+    return con.closed or con.broken
+
+
+def _copy_rows(cur: psycopg.Cursor[tuple[Any, ...]], target: str, types: Sequence[str],
+               rows: Sequence[tuple[object, ...]]) -> None:
+    if rows:
+        with cur.copy(f"COPY {target} FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(types)
+            for row in rows:
+                copy.write_row(row)
+
+
+def _plan(
+    batches: Sequence[Sequence[NewEvent]], stored: dict[str, tuple[int, bytes]], first_id: int
+) -> tuple[list[AppendResult | ConflictError], list[NewEvent]]:
+    """Resolve uids batch by batch, as SQLite does (a batch sees the uids of earlier ones),
+    giving the fresh events ids from ``first_id`` on; ``stored`` gains their uids."""
+    results: list[AppendResult | ConflictError] = []
+    fresh: list[NewEvent] = []
+    for batch in batches:
+        try:
+            plan = plan_batch(batch, stored)
+        except ConflictError as conflict:
+            results.append(conflict)
+            continue
+        next_id = first_id + len(fresh)
+        for event_id, pos in enumerate(plan.fresh, start=next_id):
+            new = batch[pos]
+            if new.event.uid is not None and new.fingerprint is not None:
+                stored[new.event.uid] = (event_id, new.fingerprint)
+            fresh.append(new)
+        results.append(AppendResult(plan.ids(next_id), len(plan.fresh)))
+    return results, fresh
+
+
+def _columns(rows: Sequence[tuple[object, ...]], width: int) -> list[list[object]]:
+    """Rows as one list per column, the parameters of an ``unnest`` insert."""
+    return [[row[i] for row in rows] for i in range(width)]
+
+
+def _search_text(text: str) -> str:
+    if len(text) * 4 <= _MAX_SEARCH_BYTES:  # fast path: cannot exceed it even in UTF-8
+        return text
+    return text.encode()[:_MAX_SEARCH_BYTES].decode(errors="ignore")
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _password(url: str) -> str | None:
+    """The password a connection URL carries, if any (to scrub it from messages)."""
+    with contextlib.suppress(psycopg.Error):
+        password = conninfo_to_dict(url).get("password")
+        return str(password) if password else None
+    # libpq cannot parse it; look where a URL keeps a password anyway.
+    with contextlib.suppress(ValueError):
+        parts = urlsplit(url)
+        return parts.password or parse_qs(parts.query).get("password", [None])[0]
+    return None
+
