@@ -14,8 +14,8 @@ from trailkeeper.model.event import (
     AuditType,
     ChangedValue,
 )
-from trailkeeper.storage.base import NewEvent
-from trailkeeper.storage.rows import encode
+from trailkeeper.storage.base import NewEvent, Storage
+from trailkeeper.storage.rows import Batch, encode
 
 BASE_TIME = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -65,6 +65,12 @@ def rich_event(**overrides: Any) -> AuditEvent:
 
 def new(e: AuditEvent, received_ms: int = 0) -> NewEvent:
     return encode(e, received_ms, AuditAuthor.SYSTEM)
+
+
+def batch(storage: Storage, *events: AuditEvent) -> Batch:
+    """Events as the writer hands them to a store: encoded and prepared."""
+    encoded = [new(e) for e in events]
+    return Batch.of(encoded, storage.prepare(encoded))
 
 
 def ms(minutes: float) -> int:

@@ -1,10 +1,24 @@
-"""Prometheus metrics. Each service owns a registry, so several can live in one process."""
+"""Prometheus metrics. Each service owns a registry, so several can live in one process.
+
+With several worker processes (``serve --workers N``) the values live in files under
+``PROMETHEUS_MULTIPROC_DIR``, as prometheus-client's multiprocess mode prescribes, and
+`/metrics` sums them over the workers.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class Metrics:
@@ -24,7 +38,8 @@ class Metrics:
             "trailkeeper_events_rejected", "Events refused as invalid or conflicting, by reason",
             ["reason"], registry=r)
         self.queue_depth = Gauge(
-            "trailkeeper_queue_depth", "In-process events waiting to be written", registry=r)
+            "trailkeeper_queue_depth", "In-process events waiting to be written", registry=r,
+            multiprocess_mode="livesum")
         self.commit_seconds = Histogram(
             "trailkeeper_commit_seconds", "Duration of one group commit",
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
@@ -37,6 +52,19 @@ class Metrics:
             ["method", "route", "status"],
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
             registry=r)
+        self.events_dropped.inc(0)
+        self.events_stored.inc(0)
 
-    def watch_queue(self, depth: Callable[[], int]) -> None:
-        self.queue_depth.set_function(lambda: float(depth()))
+    def render(self) -> bytes:
+        """The exposition text: this registry, or every worker's when there are several."""
+        if os.environ.get(MULTIPROCESS_ENV):
+            merged = CollectorRegistry()
+            multiprocess.MultiProcessCollector(merged)  # type: ignore[no-untyped-call]
+            return generate_latest(merged)
+        return generate_latest(self.registry)
+
+
+def release_process() -> None:
+    """Forget this worker's live gauges when it stops (multiprocess mode only)."""
+    if os.environ.get(MULTIPROCESS_ENV):
+        multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]

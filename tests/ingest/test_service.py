@@ -13,7 +13,8 @@ from tests.factories import event
 from trailkeeper.errors import ConflictError
 from trailkeeper.ingest.service import AuditService
 from trailkeeper.query.ast import AuditQuery, In, MatchAll
-from trailkeeper.storage.base import AppendResult, NewEvent, Storage
+from trailkeeper.storage.base import AppendResult, Storage
+from trailkeeper.storage.rows import Batch
 
 
 class GatedStorage:
@@ -24,7 +25,7 @@ class GatedStorage:
         self.gate = threading.Event()
         self.gate.set()
 
-    def append(self, batches: Sequence[Sequence[NewEvent]]) -> list[AppendResult | ConflictError]:
+    def append(self, batches: Sequence[Batch]) -> list[AppendResult | ConflictError]:
         assert self.gate.wait(30), "test gate never opened"
         return self.inner.append(batches)
 
@@ -101,8 +102,7 @@ def test_events_recorded_during_a_store_outage_are_written_later(storage: Storag
     class Flaky(GatedStorage):
         failures = 3
 
-        def append(self, batches: Sequence[Sequence[NewEvent]]) -> list[
-                AppendResult | ConflictError]:
+        def append(self, batches: Sequence[Batch]) -> list[AppendResult | ConflictError]:
             if self.failures:
                 self.failures -= 1
                 raise OSError("disk unplugged")

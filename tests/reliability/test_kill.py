@@ -33,7 +33,8 @@ from trailkeeper.ingest.service import AuditService
 from trailkeeper.model.event import AuditAttribute
 from trailkeeper.query.ast import MatchAll
 from trailkeeper.storage import open_storage
-from trailkeeper.storage.base import AppendResult, NewEvent, Storage
+from trailkeeper.storage.base import AppendResult, Storage
+from trailkeeper.storage.rows import Batch
 
 KILLS = 20
 GRACEFUL_TIMEOUT_S = 30  # uvicorn's timeout_graceful_shutdown in `trailkeeper serve`
@@ -307,7 +308,7 @@ class OutageStorage:
         self.down = threading.Event()
         self.refused = 0
 
-    def append(self, batches: Sequence[Sequence[NewEvent]]) -> list[AppendResult | ConflictError]:
+    def append(self, batches: Sequence[Batch]) -> list[AppendResult | ConflictError]:
         if self.down.is_set():
             self.refused += 1
             raise ConnectionError("the store is unreachable")

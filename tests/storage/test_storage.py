@@ -11,9 +11,9 @@ from tests.factories import (
     OTHER_REPO,
     PROJECT,
     REPO,
+    batch,
     event,
     ms,
-    new,
     rich_event,
 )
 from trailkeeper.errors import ConflictError
@@ -24,7 +24,7 @@ from trailkeeper.storage.base import AppendResult, Cursor, Storage
 
 
 def append_one(storage: Storage, *events):  # type: ignore[no-untyped-def]
-    [result] = storage.append([[new(e) for e in events]])
+    [result] = storage.append([batch(storage, *events)])
     assert isinstance(result, AppendResult)
     return result
 
@@ -169,7 +169,7 @@ def test_same_uid_and_content_returns_the_stored_id(storage: Storage) -> None:
 
 def test_same_uid_with_other_content_is_a_conflict_and_stores_nothing(storage: Storage) -> None:
     append_one(storage, event(uid="u-1"))
-    [result] = storage.append([[new(event(minutes=5)), new(event("Other", uid="u-1"))]])
+    [result] = storage.append([batch(storage, event(minutes=5), event("Other", uid="u-1"))])
     assert isinstance(result, ConflictError)
     assert result.index == 1
     assert storage.count(MatchAll()) == 1
@@ -184,9 +184,9 @@ def test_a_uid_twice_in_one_batch_is_stored_once(storage: Storage) -> None:
 def test_group_commit_keeps_good_batches_when_one_conflicts(storage: Storage) -> None:
     append_one(storage, event(uid="taken"))
     results = storage.append([
-        [new(event(minutes=1))],
-        [new(event("Different", uid="taken"))],
-        [new(event(minutes=2))],
+        batch(storage, event(minutes=1)),
+        batch(storage, event("Different", uid="taken")),
+        batch(storage, event(minutes=2)),
     ])
     assert isinstance(results[0], AppendResult)
     assert isinstance(results[1], ConflictError)

@@ -46,13 +46,15 @@ class _RequestMetrics:
                 time.perf_counter() - started)
 
 
-def build_app(service: AuditService, settings: Settings | None = None) -> Any:
+def build_app(service: AuditService, settings: Settings | None = None, *,
+              lifespan: Any = None) -> Any:
     """The HTTP API, mounted under ``settings.context_path`` when one is set."""
     settings = settings or Settings()
     api = FastAPI(
         title="Trailkeeper",
         version=__version__,
         description="Audit-log service with an Atlassian-compatible REST API.",
+        lifespan=lifespan if not settings.context_path else None,
     )
     api.state.service = service
     api.state.settings = settings
@@ -65,7 +67,7 @@ def build_app(service: AuditService, settings: Settings | None = None) -> Any:
         return api
     # Served under the context path (as Bitbucket is) and at the root too, since scripts
     # copied from product docs use either form.
-    root = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    root = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, lifespan=lifespan)
     root.mount(settings.context_path, api)
     root.mount("/", api)
     return root

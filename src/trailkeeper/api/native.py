@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import anyio
+import anyio.to_thread
 import orjson
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
@@ -18,9 +20,13 @@ from trailkeeper.model.event import AuditAuthor
 from trailkeeper.model.timestamps import parse_iso
 from trailkeeper.model.wire import decode_events
 from trailkeeper.query.ast import Compare, In, Node, all_of
-from trailkeeper.storage.base import Cursor, NewEvent
+from trailkeeper.storage.base import Cursor
+from trailkeeper.storage.rows import Batch
 
 router = APIRouter(prefix="/api/v1", tags=["Native"])
+
+# Parsing is pure Python and holds the GIL: more than one thread at it only adds switching.
+_PARSERS = anyio.CapacityLimiter(1)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -39,7 +45,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 def _prepare(service: AuditService, body: bytes, content_type: str | None, max_events: int,
-             author: AuditAuthor) -> list[NewEvent]:
+             author: AuditAuthor) -> Batch:
     """Parse, validate and encode a body: CPU work, done in the thread pool."""
     events = decode_events(split_items(body, content_type, max_events=max_events))
     return service.prepare(events, author)
@@ -54,10 +60,10 @@ async def post_events(request: Request, service: ServiceDep, settings: SettingsD
                       principal: PrincipalDep) -> Response:
     """Answers after the events are durably committed: 201 with their ids in input order."""
     body = await _read_body(request, settings.max_body_bytes)
-    prepared = await run_in_threadpool(_prepare, service, body,
-                                       request.headers.get("content-type"),
-                                       settings.max_batch_events, principal.as_author())
-    service.metrics.events_received.labels("http").inc(len(prepared))
+    prepared = await anyio.to_thread.run_sync(
+        _prepare, service, body, request.headers.get("content-type"),
+        settings.max_batch_events, principal.as_author(), limiter=_PARSERS)
+    service.metrics.events_received.labels("http").inc(len(prepared.events))
     result = await service.commit_async(prepared)
     status = 201 if result.created else 200
     return Response(orjson.dumps({"ids": result.ids}), status_code=status,

@@ -22,12 +22,11 @@ from trailkeeper.storage import open_storage
 from trailkeeper.storage.base import (
     AppendResult,
     Cursor,
-    NewEvent,
     RowPage,
     Storage,
     StoredEvent,
 )
-from trailkeeper.storage.rows import encode
+from trailkeeper.storage.rows import Batch, encode
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,14 +83,18 @@ class AuditService:
         future = self._writer.submit(self.prepare(events, author))
         return future.result()
 
-    async def commit_async(self, prepared: Sequence[NewEvent]) -> AppendResult:
+    async def commit_async(self, prepared: Batch) -> AppendResult:
         """Store a batch made by `prepare` and wait, without blocking the event loop."""
         return await asyncio.wrap_future(self._writer.submit(prepared))
 
-    def prepare(self, events: Sequence[AuditEvent], author: AuditAuthor) -> list[NewEvent]:
-        """Fingerprint and fill in defaults (time of receipt, author) for storage."""
+    def prepare(self, events: Sequence[AuditEvent], author: AuditAuthor) -> Batch:
+        """Encode a batch for the store, filling in defaults (time of receipt, author).
+
+        Pure CPU: callers run it in their own thread, leaving the writer only SQL to do.
+        """
         received = self._clock()
-        return [encode(e, received, author) for e in events]
+        encoded = [encode(e, received, author) for e in events]
+        return Batch.of(encoded, self.storage.prepare(encoded))
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every event queued so far is committed."""

@@ -18,7 +18,7 @@ import collections
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Literal
@@ -29,7 +29,7 @@ from trailkeeper.model.areas import CoverageArea, CoverageLevel
 from trailkeeper.model.event import AuditAttribute, AuditAuthor, AuditEvent, AuditType
 from trailkeeper.model.timestamps import format_iso
 from trailkeeper.storage.base import AppendResult, NewEvent, Storage
-from trailkeeper.storage.rows import encode
+from trailkeeper.storage.rows import Batch, encode
 
 log = logging.getLogger("trailkeeper.ingest")
 
@@ -43,7 +43,7 @@ _RETRY_DELAYS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
 
 @dataclass(slots=True)
 class _Submission:
-    batch: Sequence[NewEvent]
+    batch: Batch
     future: Future[AppendResult]
     in_process: bool = False
 
@@ -117,7 +117,6 @@ class Writer:
         self._dropped = _Dropped()
         self._stopping = False
         self._failures = 0
-        metrics.watch_queue(lambda: len(self._queue))
         self._committer = threading.Thread(target=self._commit_loop, name="trailkeeper-commit",
                                            daemon=True)
         self._encoder = threading.Thread(target=self._encode_loop, name="trailkeeper-encode",
@@ -143,7 +142,7 @@ class Writer:
             queue.append((event, received_ms))
         self._queue_wake.set()
 
-    def submit(self, batch: Sequence[NewEvent]) -> Future[AppendResult]:
+    def submit(self, batch: Batch) -> Future[AppendResult]:
         """Queue a batch for the next group commit; the future resolves after it is durable."""
         future: Future[AppendResult] = Future()
         with self._lock:
@@ -231,7 +230,8 @@ class Writer:
             for batch, sources in groups:
                 future: Future[AppendResult] = Future()
                 future.add_done_callback(self._settled(sources))
-                self._submissions.append(_Submission(batch, future, in_process=True))
+                prepared = Batch.of(batch, self._storage.prepare(batch))
+                self._submissions.append(_Submission(prepared, future, in_process=True))
         self._commit_wake.set()
 
     def _settled(self, sources: list[Queued]) -> Callable[[Future[AppendResult]], None]:
@@ -262,6 +262,7 @@ class Writer:
 
     def _commit_loop(self) -> None:
         while True:
+            self._metrics.queue_depth.set(len(self._queue))
             self._commit_wake.wait(0.5)
             self._commit_wake.clear()
             while self._commit_pending():
@@ -280,7 +281,7 @@ class Writer:
             while self._submissions and (not submissions or size < _GROUP_EVENTS):
                 submission = self._submissions.popleft()
                 submissions.append(submission)
-                size += len(submission.batch)
+                size += len(submission.batch.events)
             dropped = None
             if self._dropped.count:
                 dropped, self._dropped = self._dropped, _Dropped()
@@ -292,12 +293,13 @@ class Writer:
         submissions, dropped = self._take()
         if not submissions and dropped is None:
             return False
-        batches: list[Sequence[NewEvent]] = [s.batch for s in submissions]
+        batches = [s.batch for s in submissions]
         if dropped is not None:
             log.warning("%d events have been discarded from the in-process audit queue",
                         dropped.count)
             gap = discarded_event(dropped.count, dropped.first_ms, dropped.last_ms)
-            batches.append([encode(gap, self._clock(), AuditAuthor.SYSTEM)])
+            record = [encode(gap, self._clock(), AuditAuthor.SYSTEM)]
+            batches.append(Batch.of(record, self._storage.prepare(record)))
         started = time.perf_counter()
         try:
             results = self._storage.append(batches)
@@ -305,8 +307,9 @@ class Writer:
             self._fail(submissions, dropped, exc)
             return True
         self._failures = 0
+        self._metrics.queue_depth.set(len(self._queue))
         self._metrics.commit_seconds.observe(time.perf_counter() - started)
-        self._metrics.commit_events.observe(sum(len(b) for b in batches))
+        self._metrics.commit_events.observe(sum(len(b.events) for b in batches))
         if dropped is not None:
             self._metrics.events_dropped.inc(dropped.count)
         for submission, result in zip(submissions, results, strict=False):
@@ -314,7 +317,7 @@ class Writer:
                 self._metrics.events_stored.inc(result.created)
                 submission.future.set_result(result)
             else:
-                self._metrics.events_rejected.labels("conflict").inc(len(submission.batch))
+                self._metrics.events_rejected.labels("conflict").inc(len(submission.batch.events))
                 submission.future.set_exception(result)
         self._finish(len(submissions))
         return True

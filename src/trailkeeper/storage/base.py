@@ -5,13 +5,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
 from trailkeeper.errors import ConflictError
 from trailkeeper.model.event import AuditAuthor, AuditEvent
 from trailkeeper.query.ast import Node
+
+if TYPE_CHECKING:
+    from trailkeeper.storage.rows import Batch
 
 _CURSOR = re.compile(r"^\s*(-?\d{1,19})\s*,\s*(\d{1,19})\s*$")
 
@@ -122,7 +125,11 @@ class Storage(Protocol):
 
     url: str
 
-    def append(self, batches: Sequence[Sequence[NewEvent]]) -> list[AppendResult | ConflictError]:
+    def prepare(self, events: Sequence[NewEvent]) -> Any:
+        """Rows for `append`, built in the producer's thread (pure CPU, no I/O)."""
+        ...
+
+    def append(self, batches: Sequence[Batch]) -> list[AppendResult | ConflictError]:
         """Store several batches in one durable transaction (group commit).
 
         Each batch is atomic: a batch whose ``uid`` clashes with a stored event of different

@@ -42,7 +42,14 @@ from trailkeeper.storage.base import (
     UserRecord,
 )
 from trailkeeper.storage.migrations import migrations
-from trailkeeper.storage.rows import Catalogue, object_keys, plan_batch
+from trailkeeper.storage.rows import (
+    Accepted,
+    Batch,
+    Catalogue,
+    object_keys,
+    plan_group,
+    uids_of,
+)
 
 log = logging.getLogger("trailkeeper.storage")
 
@@ -186,7 +193,11 @@ class PostgresStorage:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def append(self, batches: Sequence[Sequence[NewEvent]]) -> list[AppendResult | ConflictError]:
+    def prepare(self, events: Sequence[NewEvent]) -> None:
+        """Nothing to prepare: rows are streamed to COPY straight from the events."""
+        return None
+
+    def append(self, batches: Sequence[Batch]) -> list[AppendResult | ConflictError]:
         with self._write_lock:
             con = self._writing()
             with con.transaction():
@@ -195,23 +206,22 @@ class PostgresStorage:
                 return self._append(con, batches)
 
     def _append(
-        self, con: psycopg.Connection[tuple[Any, ...]], batches: Sequence[Sequence[NewEvent]]
+        self, con: psycopg.Connection[tuple[Any, ...]], batches: Sequence[Batch]
     ) -> list[AppendResult | ConflictError]:
         stored = self._stored_uids(con, batches)
         # Planning is cheap: a dry run counts the fresh events, so that one sequence call
         # reserves their ids, and the real run hands them out.
-        _, fresh = _plan(batches, dict(stored), 0)
-        first_id = self._reserve_ids(con, len(fresh))
-        results, fresh = _plan(batches, stored, first_id)
-        if fresh:
-            self._insert(con, fresh, first_id)
+        _, dry = plan_group(batches, dict(stored), 0)
+        count = sum(len(item.plan.fresh) for item in dry)
+        results, accepted = plan_group(batches, stored, self._reserve_ids(con, count))
+        if count:
+            self._insert(con, accepted)
         return results
 
     def _stored_uids(
-        self, con: psycopg.Connection[tuple[Any, ...]], batches: Sequence[Sequence[NewEvent]]
+        self, con: psycopg.Connection[tuple[Any, ...]], batches: Sequence[Batch]
     ) -> dict[str, tuple[int, bytes]]:
-        uids = list({new.event.uid for batch in batches for new in batch
-                     if new.event.uid is not None})
+        uids = uids_of(batches)
         if not uids:
             return {}
         rows = con.execute("SELECT uid, event_id, fingerprint FROM event_uids"
@@ -227,10 +237,15 @@ class PostgresStorage:
         assert row is not None
         return int(row[0]) - count + 1
 
-    def _insert(self, con: psycopg.Connection[tuple[Any, ...]], fresh: Sequence[NewEvent],
-                first_id: int) -> None:
-        """COPY the events (ids from ``first_id`` on), their objects and uids; upsert the
-        catalogues."""
+    def _insert(self, con: psycopg.Connection[tuple[Any, ...]],
+                accepted: Sequence[Accepted]) -> None:
+        """COPY the fresh events, their objects and uids; upsert the catalogues."""
+        fresh: list[NewEvent] = []
+        catalogue = Catalogue()
+        for item in accepted:
+            fresh += item.fresh()
+            catalogue.merge(item.batch.catalogue)
+        first_id = accepted[0].first_id
         ids = range(first_id, first_id + len(fresh))
         # Pipeline mode sends the query without waiting for its result: the helper's server
         # process computes the vectors while this one stores the other rows. (With a libpq
@@ -250,8 +265,6 @@ class PostgresStorage:
                            [(new.event.uid, event_id, new.fingerprint)
                             for event_id, new in zip(ids, fresh, strict=True)
                             if new.event.uid is not None and new.fingerprint is not None])
-                catalogue = Catalogue()
-                catalogue.add(fresh)
                 self._upsert_catalogue(cur, catalogue)
             with cur.copy(_EVENT_COPY) as copy:
                 copy.set_types(_EVENT_TYPES)
@@ -478,29 +491,6 @@ def _copy_rows(cur: psycopg.Cursor[tuple[Any, ...]], target: str, types: Sequenc
             copy.set_types(types)
             for row in rows:
                 copy.write_row(row)
-
-
-def _plan(
-    batches: Sequence[Sequence[NewEvent]], stored: dict[str, tuple[int, bytes]], first_id: int
-) -> tuple[list[AppendResult | ConflictError], list[NewEvent]]:
-    """Resolve uids batch by batch, as SQLite does (a batch sees the uids of earlier ones),
-    giving the fresh events ids from ``first_id`` on; ``stored`` gains their uids."""
-    results: list[AppendResult | ConflictError] = []
-    fresh: list[NewEvent] = []
-    for batch in batches:
-        try:
-            plan = plan_batch(batch, stored)
-        except ConflictError as conflict:
-            results.append(conflict)
-            continue
-        next_id = first_id + len(fresh)
-        for event_id, pos in enumerate(plan.fresh, start=next_id):
-            new = batch[pos]
-            if new.event.uid is not None and new.fingerprint is not None:
-                stored[new.event.uid] = (event_id, new.fingerprint)
-            fresh.append(new)
-        results.append(AppendResult(plan.ids(next_id), len(plan.fresh)))
-    return results, fresh
 
 
 def _columns(rows: Sequence[tuple[object, ...]], width: int) -> list[list[object]]:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import orjson
 
 from trailkeeper.errors import ConflictError
 from trailkeeper.model.event import AuditAuthor, AuditEvent, author_rest
 from trailkeeper.model.timestamps import format_iso
-from trailkeeper.storage.base import NewEvent
+from trailkeeper.storage.base import AppendResult, NewEvent
 
 T = TypeVar("T")
 
@@ -115,6 +115,18 @@ class Catalogue:
                 if seen_object is None or seen_object[1] <= ts:
                     self.objects[key] = (o.uri, ts)
 
+    def merge(self, other: Catalogue) -> None:
+        """Add another batch's entries (the newest sighting of each wins)."""
+        self.actions.update(other.actions)
+        for aid, seen in other.authors.items():
+            mine = self.authors.get(aid)
+            if mine is None or mine[3] <= seen[3]:
+                self.authors[aid] = seen
+        for key, sighting in other.objects.items():
+            known = self.objects.get(key)
+            if known is None or known[1] <= sighting[1]:
+                self.objects[key] = sighting
+
 
 @dataclass
 class BatchPlan:
@@ -165,6 +177,69 @@ def plan_batch(batch: Sequence[NewEvent], stored: Mapping[str, tuple[int, bytes]
         else:
             plan.known[pos] = existing[0]
     return plan
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """A batch ready for `Storage.append`: encoded events, their catalogue entries, and
+    whatever rows the backend prepared for them (`Storage.prepare`), all computed in the
+    producer's thread so the writer's critical section only executes SQL."""
+
+    events: Sequence[NewEvent]
+    catalogue: Catalogue
+    rows: Any = None
+
+    @classmethod
+    def of(cls, events: Sequence[NewEvent], rows: Any = None) -> Batch:
+        catalogue = Catalogue()
+        catalogue.add(events)
+        return cls(events, catalogue, rows)
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A batch that will be stored: its plan, and the id of its first fresh event."""
+
+    batch: Batch
+    plan: BatchPlan
+    first_id: int
+
+    @property
+    def complete(self) -> bool:
+        """Every event of the batch is fresh, so its prepared rows can be used as they are."""
+        return len(self.plan.fresh) == len(self.batch.events)
+
+    def fresh(self) -> list[NewEvent]:
+        return [self.batch.events[pos] for pos in self.plan.fresh]
+
+
+def plan_group(
+    batches: Sequence[Batch], stored: dict[str, tuple[int, bytes]], first_id: int
+) -> tuple[list[AppendResult | ConflictError], list[Accepted]]:
+    """Resolve the uids of a group commit, batch after batch: a batch sees the uids of the
+    batches before it (``stored`` gains them); fresh events get ids from ``first_id`` on."""
+    results: list[AppendResult | ConflictError] = []
+    accepted: list[Accepted] = []
+    next_id = first_id
+    for batch in batches:
+        try:
+            plan = plan_batch(batch.events, stored)
+        except ConflictError as conflict:
+            results.append(conflict)
+            continue
+        for event_id, pos in enumerate(plan.fresh, start=next_id):
+            new = batch.events[pos]
+            if new.event.uid is not None and new.fingerprint is not None:
+                stored[new.event.uid] = (event_id, new.fingerprint)
+        results.append(AppendResult(plan.ids(next_id), len(plan.fresh)))
+        accepted.append(Accepted(batch, plan, next_id))
+        next_id += len(plan.fresh)
+    return results, accepted
+
+
+def uids_of(batches: Sequence[Batch]) -> list[str]:
+    return list({new.event.uid for batch in batches for new in batch.events
+                 if new.event.uid is not None})
 
 
 def chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:

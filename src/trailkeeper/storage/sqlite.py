@@ -8,7 +8,9 @@ so ids grow in commit order.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -31,7 +33,7 @@ from trailkeeper.storage.base import (
     UserRecord,
 )
 from trailkeeper.storage.migrations import migrations
-from trailkeeper.storage.rows import Catalogue, chunks, object_keys, plan_batch
+from trailkeeper.storage.rows import Batch, Catalogue, chunks, object_keys, plan_group, uids_of
 
 log = logging.getLogger("trailkeeper.storage")
 
@@ -71,6 +73,7 @@ class SqliteStorage:
         self.path = sqlite_path(url)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._write_lock = threading.Lock()
+        self._lock_file = os.open(f"{self.path}.writer-lock", os.O_RDWR | os.O_CREAT, 0o600)
         self._writer = self._connect(read_only=False)
         self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._all_readers: list[sqlite3.Connection] = []
@@ -143,8 +146,24 @@ class SqliteStorage:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def append(self, batches: Sequence[Sequence[NewEvent]]) -> list[AppendResult | ConflictError]:
-        with self._write_lock:
+    @contextlib.contextmanager
+    def _other_processes(self) -> Iterator[None]:
+        """Take turns with writers in other processes (``serve --workers N``).
+
+        SQLite's own lock would do, but a blocked writer polls it with sleeps of up to
+        100 ms, leaving the file idle; flock() wakes the next writer the moment it is free.
+        """
+        fcntl.flock(self._lock_file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+
+    def prepare(self, events: Sequence[NewEvent]) -> _Rows:
+        return _Rows.of(events)
+
+    def append(self, batches: Sequence[Batch]) -> list[AppendResult | ConflictError]:
+        with self._write_lock, self._other_processes():
             con = self._writer
             con.execute("BEGIN IMMEDIATE")
             try:
@@ -157,32 +176,30 @@ class SqliteStorage:
             return results
 
     def _append(
-        self, con: sqlite3.Connection, batches: Sequence[Sequence[NewEvent]]
+        self, con: sqlite3.Connection, batches: Sequence[Batch]
     ) -> list[AppendResult | ConflictError]:
         row = con.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
-        next_id = (row[0] if row else 0) + 1
-        results: list[AppendResult | ConflictError] = []
+        results, accepted = plan_group(batches, self._stored_uids(con, batches),
+                                       (row[0] if row else 0) + 1)
+        group = _Rows()
         catalogue = Catalogue()
-        for batch in batches:
-            try:
-                plan = plan_batch(batch, self._stored_uids(con, batch))
-            except ConflictError as conflict:
-                results.append(conflict)
-                continue
-            fresh = [batch[pos] for pos in plan.fresh]
-            self._insert(con, fresh, next_id)
-            catalogue.add(fresh)
-            results.append(AppendResult(plan.ids(next_id), len(fresh)))
-            next_id += len(fresh)
+        for item in accepted:
+            rows = item.batch.rows if item.complete and item.batch.rows is not None \
+                else _Rows.of(item.fresh())
+            group.extend(rows, item.first_id)
+            catalogue.merge(item.batch.catalogue)
+        _insert_many(con, _EVENT_COLUMNS, 14, group.events)
+        _insert_many(con, "event_objects", 6, group.objects)
+        _insert_many(con, "event_uids", 3, group.uids)
+        _insert_many(con, "events_fts (rowid, body)", 2, group.texts)
         self._upsert_catalogue(con, catalogue)
         return results
 
     def _stored_uids(
-        self, con: sqlite3.Connection, batch: Sequence[NewEvent]
+        self, con: sqlite3.Connection, batches: Sequence[Batch]
     ) -> dict[str, tuple[int, bytes]]:
-        uids = [new.event.uid for new in batch if new.event.uid is not None]
         found: dict[str, tuple[int, bytes]] = {}
-        for part in chunks(uids, _PARAMS_PER_QUERY):
+        for part in chunks(uids_of(batches), _PARAMS_PER_QUERY):
             marks = ",".join("?" * len(part))
             for uid, event_id, fingerprint in con.execute(
                 f"SELECT uid, event_id, fingerprint FROM event_uids WHERE uid IN ({marks})", part
@@ -190,33 +207,11 @@ class SqliteStorage:
                 found[uid] = (event_id, fingerprint)
         return found
 
-    def _insert(self, con: sqlite3.Connection, fresh: Sequence[NewEvent], first_id: int) -> None:
-        events: list[tuple[object, ...]] = []
-        objects: list[tuple[object, ...]] = []
-        uids: list[tuple[object, ...]] = []
-        texts: list[tuple[object, ...]] = []
-        for event_id, new in enumerate(fresh, start=first_id):
-            e, ts, author = new.event, new.timestamp_ms, new.author
-            t = e.type
-            events.append((
-                event_id, ts, t.area, t.level, t.category, t.action, author.id, author.name,
-                e.source, e.method, e.node, e.system, e.uid, new.doc,
-            ))
-            objects.extend((kind, oid, ts, event_id, pos, name)
-                           for pos, (kind, oid, name) in object_keys(e))
-            if e.uid is not None and new.fingerprint is not None:
-                uids.append((e.uid, event_id, new.fingerprint))
-            texts.append((event_id, new.text))
-        _insert_many(con, _EVENT_COLUMNS, 14, events)
-        _insert_many(con, "event_objects", 6, objects)
-        _insert_many(con, "event_uids", 3, uids)
-        _insert_many(con, "events_fts (rowid, body)", 2, texts)
-
     def _upsert_catalogue(self, con: sqlite3.Connection, catalogue: Catalogue) -> None:
         _insert_many(
             con, "catalogue_actions", 5,
-            [(action, category, akey, ckey, area)
-             for (action, category), (akey, ckey, area) in catalogue.actions.items()],
+            [value for (action, category), (akey, ckey, area) in catalogue.actions.items()
+             for value in (action, category, akey, ckey, area)],
             " ON CONFLICT (action, category) DO UPDATE SET"
             " action_key = coalesce(excluded.action_key, action_key),"
             " category_key = coalesce(excluded.category_key, category_key),"
@@ -224,16 +219,16 @@ class SqliteStorage:
         )
         _insert_many(
             con, "catalogue_authors", 5,
-            [(aid, name, kind, uri, ts)
-             for aid, (name, kind, uri, ts) in catalogue.authors.items()],
+            [value for aid, (name, kind, uri, ts) in catalogue.authors.items()
+             for value in (aid, name, kind, uri, ts)],
             " ON CONFLICT (author_id) DO UPDATE SET name = excluded.name, type = excluded.type,"
             " uri = excluded.uri, last_seen = excluded.last_seen"
             " WHERE excluded.last_seen >= last_seen",
         )
         _insert_many(
             con, "catalogue_objects", 5,
-            [(kind, oid, name, uri, ts)
-             for (kind, oid, name), (uri, ts) in catalogue.objects.items()],
+            [value for (kind, oid, name), (uri, ts) in catalogue.objects.items()
+             for value in (kind, oid, name, uri, ts)],
             " ON CONFLICT (type, object_id, name) DO UPDATE SET uri = coalesce(excluded.uri, uri),"
             " last_seen = max(last_seen, excluded.last_seen)",
         )
@@ -422,26 +417,74 @@ class SqliteStorage:
             with contextlib.suppress(sqlite3.Error):
                 self._writer.execute("PRAGMA optimize")
             self._writer.close()
+            os.close(self._lock_file)
         with self._readers_lock:
             for con in self._all_readers:
                 con.close()
             self._all_readers.clear()
 
 
-def _insert_many(con: sqlite3.Connection, target: str, width: int,
-                 rows: Sequence[tuple[object, ...]], suffix: str = "") -> None:
-    """INSERT rows with few statements (see `_PARAMS_PER_INSERT`)."""
+class _Rows:
+    """Flat parameter lists of a batch's rows, built outside the lock with empty id slots.
+
+    ``extend`` fills the slots with slice assignments (C speed) once ids are known, so the
+    writer's critical section does almost no Python work per event.
+    """
+
+    __slots__ = ("events", "object_owner", "objects", "texts", "uid_owner", "uids")
+
+    def __init__(self) -> None:
+        self.events: list[object] = []  # 14 per event, id first
+        self.objects: list[object] = []  # 6 per object, event id fourth
+        self.object_owner: list[int] = []  # the event (index in the batch) of each object
+        self.uids: list[object] = []  # 3 per uid, event id second
+        self.uid_owner: list[int] = []
+        self.texts: list[object] = []  # 2 per event, rowid first
+
+    @classmethod
+    def of(cls, fresh: Sequence[NewEvent]) -> _Rows:
+        rows = cls()
+        events, objects, texts = rows.events, rows.objects, rows.texts
+        for index, new in enumerate(fresh):
+            e, ts, author = new.event, new.timestamp_ms, new.author
+            t = e.type
+            events.extend((None, ts, t.area, t.level, t.category, t.action, author.id,
+                           author.name, e.source, e.method, e.node, e.system, e.uid, new.doc))
+            for pos, (kind, oid, name) in object_keys(e):
+                objects.extend((kind, oid, ts, None, pos, name))
+                rows.object_owner.append(index)
+            if e.uid is not None and new.fingerprint is not None:
+                rows.uids.extend((e.uid, None, new.fingerprint))
+                rows.uid_owner.append(index)
+            texts.extend((None, new.text))
+        return rows
+
+    def extend(self, other: _Rows, first_id: int) -> None:
+        """Append ``other``'s rows, its events numbered from ``first_id``."""
+        count = len(other.texts) // 2
+        ids = range(first_id, first_id + count)
+        other.events[0::14] = ids
+        other.texts[0::2] = ids
+        other.objects[3::6] = [first_id + i for i in other.object_owner]
+        other.uids[1::3] = [first_id + i for i in other.uid_owner]
+        self.events += other.events
+        self.objects += other.objects
+        self.uids += other.uids
+        self.texts += other.texts
+
+
+def _insert_many(con: sqlite3.Connection, target: str, width: int, flat: Sequence[object],
+                 suffix: str = "") -> None:
+    """INSERT rows given as one flat parameter list, with few statements."""
     row_marks = "(" + ",".join("?" * width) + ")"
     most = 1 << ((_PARAMS_PER_INSERT // width).bit_length() - 1)
-    start = 0
-    while start < len(rows):
+    rows, start = len(flat) // width, 0
+    while start < rows:
         # Powers of two only: a handful of distinct statements for the statement cache.
-        remaining = len(rows) - start
-        size = most if remaining >= most else 1 << (remaining.bit_length() - 1)
-        part = rows[start:start + size]
-        start += size
+        size = most if rows - start >= most else 1 << ((rows - start).bit_length() - 1)
         sql = f"INSERT INTO {target} VALUES " + ",".join([row_marks] * size) + suffix
-        con.execute(sql, [value for row in part for value in row])
+        con.execute(sql, flat[start * width:(start + size) * width])
+        start += size
 
 
 def _like_escape(text: str) -> str:

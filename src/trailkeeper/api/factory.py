@@ -1,0 +1,52 @@
+"""The app as uvicorn's workers build it: settings from the environment, store opened at start.
+
+`trailkeeper serve` writes its settings to ``TRAILKEEPER_*`` variables and hands uvicorn the
+import string of `create_app`; with ``--workers N`` each worker process calls it and owns its
+own `AuditService` (stores serialise the writers: SQLite's lock, PostgreSQL's advisory lock).
+The lifespan closes the service when the worker stops, so its queue is drained.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from trailkeeper.api.app import build_app
+from trailkeeper.applog import setup_logging
+from trailkeeper.config import Settings, default_home
+from trailkeeper.ingest.service import AuditService
+from trailkeeper.metrics import Metrics, release_process
+
+log = logging.getLogger("trailkeeper.serve")
+
+
+def settings_from_env() -> Settings:
+    home = Path(os.environ["TRAILKEEPER_HOME"]) if os.environ.get("TRAILKEEPER_HOME") \
+        else default_home()
+    return Settings(home=home, db_url=os.environ.get("TRAILKEEPER_DB", ""),
+                    context_path=os.environ.get("TRAILKEEPER_CONTEXT_PATH", ""))
+
+
+def create_app() -> Any:
+    settings = settings_from_env()
+    setup_logging(settings.log_dir)
+    # Threads that leave the GIL for the database (the committer, readers) wait up to this
+    # long to get it back from threads busy in Python; the default 5 ms starves them.
+    sys.setswitchinterval(0.0005)
+    service = AuditService.open(settings.db_url, metrics=Metrics())
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            log.info("worker stopping: writing queued events")
+            service.close()  # drains the in-process queue
+            release_process()
+
+    return build_app(service, settings, lifespan=lifespan)
