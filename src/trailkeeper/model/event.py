@@ -12,6 +12,7 @@ that exists is an event that may be stored and rendered anywhere. Parsing lives 
 from __future__ import annotations
 
 import json
+import operator
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -34,26 +35,6 @@ MAX_NAME = 1024
 MAX_URI = 2048
 MAX_VALUE = 100_000
 MAX_ITEMS = 1000
-
-
-def _line_ok(value: object, limit: int) -> bool:
-    """Fast path: a non-empty one-line string within the limit."""
-    return (
-        type(value) is str and 0 < len(value) <= limit and not value.isspace()
-        and _NOT_ONE_LINE.search(value) is None
-    )
-
-
-def _optional_line_ok(value: object, limit: int) -> bool:
-    return value is None or (
-        type(value) is str and len(value) <= limit and _NOT_ONE_LINE.search(value) is None
-    )
-
-
-def _text_ok(value: object) -> bool:
-    return value is None or (
-        type(value) is str and len(value) <= MAX_VALUE and _NOT_TEXT.search(value) is None
-    )
 
 
 class _Checker:
@@ -126,12 +107,15 @@ class AuditType:
     action_i18n_key: str | None = None
 
     def __post_init__(self) -> None:
-        if (
+        c, a, ck, ak = self.category, self.action, self.category_i18n_key, self.action_i18n_key
+        if (  # the common case in one expression; the checker below explains failures
             type(self.area) is CoverageArea and type(self.level) is CoverageLevel
             and self.level is not CoverageLevel.OFF
-            and _line_ok(self.category, 255) and _line_ok(self.action, 255)
-            and _optional_line_ok(self.category_i18n_key, 255)
-            and _optional_line_ok(self.action_i18n_key, 255)
+            and type(c) is str and type(a) is str and 0 < len(c) <= 255 and 0 < len(a) <= 255
+            and not c.isspace() and not a.isspace()
+            and (ck is None or (type(ck) is str and len(ck) <= 255))
+            and (ak is None or (type(ak) is str and len(ak) <= 255))
+            and _NOT_ONE_LINE.search(f"{c}{a}{ck or ''}{ak or ''}") is None
         ):
             return
         check = _Checker()
@@ -176,9 +160,13 @@ class AuditAuthor:
     UNKNOWN: ClassVar[AuditAuthor]
 
     def __post_init__(self) -> None:
+        i, n, t, u = self.id, self.name, self.type, self.uri
         if (
-            _line_ok(self.id, 255) and _line_ok(self.name, MAX_NAME) and _line_ok(self.type, 255)
-            and _optional_line_ok(self.uri, MAX_URI)
+            type(i) is str and type(n) is str and type(t) is str
+            and 0 < len(i) <= 255 and 0 < len(n) <= MAX_NAME and 0 < len(t) <= 255
+            and not i.isspace() and not n.isspace() and not t.isspace()
+            and (u is None or (type(u) is str and len(u) <= MAX_URI))
+            and _NOT_ONE_LINE.search(f"{i}{n}{t}{u or ''}") is None
         ):
             return
         check = _Checker()
@@ -204,9 +192,13 @@ class AuditResource:
     uri: str | None = None
 
     def __post_init__(self) -> None:
+        t, n, i, u = self.type, self.name, self.id, self.uri
         if (
-            _line_ok(self.type, 255) and _line_ok(self.name, MAX_NAME)
-            and _optional_line_ok(self.id, 255) and _optional_line_ok(self.uri, MAX_URI)
+            type(t) is str and type(n) is str and 0 < len(t) <= 255 and 0 < len(n) <= MAX_NAME
+            and not t.isspace() and not n.isspace()
+            and (i is None or (type(i) is str and len(i) <= 255))
+            and (u is None or (type(u) is str and len(u) <= MAX_URI))
+            and _NOT_ONE_LINE.search(f"{t}{n}{i or ''}{u or ''}") is None
         ):
             return
         check = _Checker()
@@ -227,9 +219,14 @@ class ChangedValue:
     i18n_key: str | None = None
 
     def __post_init__(self) -> None:
+        k, ik, old, new = self.key, self.i18n_key, self.from_value, self.to_value
         if (
-            _line_ok(self.key, MAX_NAME) and _optional_line_ok(self.i18n_key, 255)
-            and _text_ok(self.from_value) and _text_ok(self.to_value)
+            type(k) is str and 0 < len(k) <= MAX_NAME and not k.isspace()
+            and (ik is None or (type(ik) is str and len(ik) <= 255))
+            and _NOT_ONE_LINE.search(f"{k}{ik or ''}") is None
+            and (old is None or (type(old) is str and len(old) <= MAX_VALUE))
+            and (new is None or (type(new) is str and len(new) <= MAX_VALUE))
+            and _NOT_TEXT.search(f"{old or ''}{new or ''}") is None
         ):
             return
         check = _Checker()
@@ -249,9 +246,13 @@ class AuditAttribute:
     name_i18n_key: str | None = None
 
     def __post_init__(self) -> None:
+        n, nk, v = self.name, self.name_i18n_key, self.value
         if (
-            _line_ok(self.name, MAX_NAME) and _optional_line_ok(self.name_i18n_key, 255)
-            and self.value is not None and _text_ok(self.value)
+            type(n) is str and 0 < len(n) <= MAX_NAME and not n.isspace()
+            and (nk is None or (type(nk) is str and len(nk) <= 255))
+            and type(v) is str and len(v) <= MAX_VALUE
+            and _NOT_ONE_LINE.search(f"{n}{nk or ''}") is None
+            and _NOT_TEXT.search(v) is None
         ):
             return
         check = _Checker()
@@ -291,6 +292,7 @@ class AuditEvent:
         if type(attributes) is list:
             _set(self, "extra_attributes", attributes := tuple(attributes))
         ts = self.timestamp
+        src, how, system, node, uid = self.source, self.method, self.system, self.node, self.uid
         if (
             type(self.type) is AuditType
             and (self.author is None or type(self.author) is AuditAuthor)
@@ -302,9 +304,13 @@ class AuditEvent:
             and all(type(c) is ChangedValue for c in changed)
             and type(attributes) is tuple and len(attributes) <= MAX_ITEMS
             and all(type(a) is AuditAttribute for a in attributes)
-            and _optional_line_ok(self.source, 255) and _optional_line_ok(self.method, 255)
-            and _optional_line_ok(self.system, MAX_URI) and _optional_line_ok(self.node, 255)
-            and _optional_line_ok(self.uid, MAX_UID)
+            and (src is None or (type(src) is str and len(src) <= 255))
+            and (how is None or (type(how) is str and len(how) <= 255))
+            and (system is None or (type(system) is str and len(system) <= MAX_URI))
+            and (node is None or (type(node) is str and len(node) <= 255))
+            and (uid is None or (type(uid) is str and len(uid) <= MAX_UID))
+            and _NOT_ONE_LINE.search(
+                f"{src or ''}{how or ''}{system or ''}{node or ''}{uid or ''}") is None
         ):
             return
         check = _Checker()
@@ -376,16 +382,22 @@ class AuditEvent:
         kind["level"] = t.level
         out["type"] = kind
         out["affectedObjects"] = [_resource_rest(r) for r in self.affected_objects]
-        out["changedValues"] = [
-            _changed_rest(c) for c in sorted(self.changed_values, key=lambda c: c.key)
-        ]
-        for name in ("source", "system", "node", "method"):
-            value = getattr(self, name)
-            if value is not None:
-                out[name] = value
-        out["extraAttributes"] = [
-            _attribute_rest(a) for a in sorted(self.extra_attributes, key=lambda a: a.name)
-        ]
+        changed = self.changed_values
+        if len(changed) > 1:
+            changed = sorted(changed, key=_BY_KEY)
+        out["changedValues"] = [_changed_rest(c) for c in changed]
+        if self.source is not None:
+            out["source"] = self.source
+        if self.system is not None:
+            out["system"] = self.system
+        if self.node is not None:
+            out["node"] = self.node
+        if self.method is not None:
+            out["method"] = self.method
+        attributes = self.extra_attributes
+        if len(attributes) > 1:
+            attributes = sorted(attributes, key=_BY_NAME)
+        out["extraAttributes"] = [_attribute_rest(a) for a in attributes]
         return out
 
     def to_file(self) -> dict[str, Any]:
@@ -431,6 +443,10 @@ class AuditEvent:
         """
         return json.dumps(self.to_file(), sort_keys=True, separators=(",", ":"))
 
+
+
+_BY_KEY = operator.attrgetter("key")
+_BY_NAME = operator.attrgetter("name")
 
 
 def _omit_none(**values: Any) -> dict[str, Any]:
