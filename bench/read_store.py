@@ -33,7 +33,7 @@ from trailkeeper.query.ast import MatchAll
 from trailkeeper.storage import open_storage
 from trailkeeper.storage.base import NewEvent, Storage
 from trailkeeper.storage.migrations import migrations
-from trailkeeper.storage.rows import encode
+from trailkeeper.storage.rows import Batch, encode
 
 FORMAT = 1  # bump when the content of the store changes
 END_MS = 1_717_200_000_000  # 2024-06-01T00:00:00Z
@@ -111,7 +111,7 @@ def fill(storage: Storage, count: int) -> _Tally:
     began = time.perf_counter()
     done = 0
     for batch in _batches(demo_events(count, days=DAYS, end_ms=END_MS, seed=SEED), tally):
-        storage.append([batch])
+        storage.append([Batch.of(batch, storage.prepare(batch))])
         done += len(batch)
         if done % 100_000 < BATCH:
             rate = done / (time.perf_counter() - began)

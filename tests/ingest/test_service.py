@@ -151,3 +151,15 @@ def test_audit_after_close_is_an_error(storage: Storage) -> None:
 
 def _all(storage: Storage) -> list[Any]:
     return [row.to_event() for row in storage.stream(MatchAll())]
+
+
+def test_an_in_process_uid_conflict_drops_only_that_event(storage: Storage) -> None:
+    service = AuditService(storage)
+    service.audit(event("first", uid="same"))
+    service.flush()
+    service.audit(event("second", uid="same"))  # other content, same uid
+    service.audit(event("third", uid="other"))
+    service.audit(event("fourth"))
+    service.close()
+    assert sorted(e.type.action for e in _all(storage)) == ["first", "fourth", "third"]
+    assert service.metrics.events_rejected.labels("conflict")._value.get() == 1

@@ -23,7 +23,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Literal
 
-from trailkeeper.errors import ConflictError, TrailkeeperError, UnavailableError
+from trailkeeper.errors import TrailkeeperError, UnavailableError
 from trailkeeper.metrics import Metrics
 from trailkeeper.model.areas import CoverageArea, CoverageLevel
 from trailkeeper.model.event import AuditAttribute, AuditAuthor, AuditEvent, AuditType
@@ -203,35 +203,28 @@ class Writer:
                 self._submit_queued(queued)
 
     def _submit_queued(self, queued: list[Queued]) -> None:
-        """Encode in-process events; those with a uid go alone, so a conflict costs only itself."""
-        plain: list[NewEvent] = []
-        plain_sources: list[Queued] = []
-        alone: list[tuple[list[NewEvent], list[Queued]]] = []
+        """Encode in-process events into one lenient batch: a uid conflict costs only itself."""
+        encoded: list[NewEvent] = []
+        sources: list[Queued] = []
         for item in queued:
             try:
-                new = encode(item[0], item[1], AuditAuthor.SYSTEM)
+                encoded.append(encode(item[0], item[1], AuditAuthor.SYSTEM))
             except TrailkeeperError as exc:
                 self._metrics.events_rejected.labels("invalid").inc()
                 log.error("in-process event rejected: %s", exc.message)
                 continue
-            if item[0].uid is None:
-                plain.append(new)
-                plain_sources.append(item)
-            else:
-                alone.append(([new], [item]))
+            sources.append(item)
         self._metrics.events_received.labels("in_process").inc(len(queued))
-        groups = ([(plain, plain_sources)] if plain else []) + alone
+        batch = Batch.of(encoded, self._storage.prepare(encoded), lenient=True) \
+            if encoded else None
         with self._lock:
-            if not groups:
+            if batch is None:
                 self._in_flight -= 1
                 self._changed.notify_all()
                 return
-            self._in_flight += len(groups) - 1
-            for batch, sources in groups:
-                future: Future[AppendResult] = Future()
-                future.add_done_callback(self._settled(sources))
-                prepared = Batch.of(batch, self._storage.prepare(batch))
-                self._submissions.append(_Submission(prepared, future, in_process=True))
+            future: Future[AppendResult] = Future()
+            future.add_done_callback(self._settled(sources))
+            self._submissions.append(_Submission(batch, future, in_process=True))
         self._commit_wake.set()
 
     def _settled(self, sources: list[Queued]) -> Callable[[Future[AppendResult]], None]:
@@ -242,9 +235,11 @@ class Writer:
                 if isinstance(error, UnavailableError):
                     self._requeue(sources)
                 self._changed.notify_all()
-            if isinstance(error, ConflictError):
-                log.error("in-process event rejected: %s", error.message)
-            elif error is not None and not isinstance(error, UnavailableError):
+            if error is None:
+                for conflict in future.result().rejected:
+                    self._metrics.events_rejected.labels("conflict").inc()
+                    log.error("in-process event rejected: %s", conflict.message)
+            elif not isinstance(error, UnavailableError):
                 log.error("in-process events lost to an unexpected error: %s", error)
             if error is not None:
                 self._queue_wake.set()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
@@ -56,10 +56,12 @@ class NewEvent:
 
 @dataclass(frozen=True, slots=True)
 class AppendResult:
-    """Ids of one batch in input order; ``created`` counts the events that were new."""
+    """Ids of one batch in input order; ``created`` counts the events that were new;
+    ``rejected`` lists the uid conflicts a lenient batch left out (their ids are 0)."""
 
     ids: list[int]
     created: int
+    rejected: list[ConflictError] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

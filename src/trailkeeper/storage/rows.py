@@ -140,17 +140,23 @@ class BatchPlan:
     fresh: list[int] = field(default_factory=list)
     known: dict[int, int] = field(default_factory=dict)
     same_as: dict[int, int] = field(default_factory=dict)
+    rejected: list[ConflictError] = field(default_factory=list)
 
-    def ids(self, first_id: int) -> list[int]:
-        """Ids of the whole batch in input order when the fresh events get first_id, +1, ..."""
+    def ids(self, first_id: int, size: int) -> list[int]:
+        """Ids of the whole batch in input order when the fresh events get first_id, +1, ...
+        (0 for a rejected event)."""
         assigned = {pos: first_id + n for n, pos in enumerate(self.fresh)}
         assigned.update(self.known)
-        size = len(self.fresh) + len(self.known) + len(self.same_as)
-        return [assigned[self.same_as.get(pos, pos)] for pos in range(size)]
+        return [assigned.get(self.same_as.get(pos, pos), 0) for pos in range(size)]
 
 
-def plan_batch(batch: Sequence[NewEvent], stored: Mapping[str, tuple[int, bytes]]) -> BatchPlan:
-    """Resolve uids against the store; `ConflictError` when one is reused for other content."""
+def plan_batch(batch: Sequence[NewEvent], stored: Mapping[str, tuple[int, bytes]], *,
+               lenient: bool = False) -> BatchPlan:
+    """Resolve uids against the store.
+
+    A uid reused for other content is a `ConflictError` for the whole batch, or with
+    ``lenient`` only for that event, which is left out and listed in ``rejected``.
+    """
     plan = BatchPlan()
     first_seen: dict[str, int] = {}
     for pos, new in enumerate(batch):
@@ -158,24 +164,31 @@ def plan_batch(batch: Sequence[NewEvent], stored: Mapping[str, tuple[int, bytes]
         if uid is None:
             plan.fresh.append(pos)
             continue
+        conflict = None
         earlier = first_seen.get(uid)
-        if earlier is not None:
-            if batch[earlier].fingerprint != new.fingerprint:
-                raise ConflictError(
-                    f"uid {uid!r} appears twice in this batch with different content",
-                    uid=uid, index=pos)
-            plan.same_as[pos] = earlier
-            continue
-        first_seen[uid] = pos
         existing = stored.get(uid)
-        if existing is None:
+        if earlier is not None:
+            if batch[earlier].fingerprint == new.fingerprint:
+                plan.same_as[pos] = earlier
+                continue
+            conflict = ConflictError(
+                f"uid {uid!r} appears twice in this batch with different content",
+                uid=uid, index=pos)
+        elif existing is None:
+            first_seen[uid] = pos
             plan.fresh.append(pos)
-        elif existing[1] != new.fingerprint:
-            raise ConflictError(
+            continue
+        elif existing[1] == new.fingerprint:
+            first_seen[uid] = pos
+            plan.known[pos] = existing[0]
+            continue
+        else:
+            conflict = ConflictError(
                 f"uid {uid!r} is already stored (event {existing[0]}) with different content",
                 uid=uid, index=pos)
-        else:
-            plan.known[pos] = existing[0]
+        if not lenient:
+            raise conflict
+        plan.rejected.append(conflict)
     return plan
 
 
@@ -188,12 +201,13 @@ class Batch:
     events: Sequence[NewEvent]
     catalogue: Catalogue
     rows: Any = None
+    lenient: bool = False  # a uid conflict rejects only that event (in-process batches)
 
     @classmethod
-    def of(cls, events: Sequence[NewEvent], rows: Any = None) -> Batch:
+    def of(cls, events: Sequence[NewEvent], rows: Any = None, *, lenient: bool = False) -> Batch:
         catalogue = Catalogue()
         catalogue.add(events)
-        return cls(events, catalogue, rows)
+        return cls(events, catalogue, rows, lenient)
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +237,7 @@ def plan_group(
     next_id = first_id
     for batch in batches:
         try:
-            plan = plan_batch(batch.events, stored)
+            plan = plan_batch(batch.events, stored, lenient=batch.lenient)
         except ConflictError as conflict:
             results.append(conflict)
             continue
@@ -231,7 +245,8 @@ def plan_group(
             new = batch.events[pos]
             if new.event.uid is not None and new.fingerprint is not None:
                 stored[new.event.uid] = (event_id, new.fingerprint)
-        results.append(AppendResult(plan.ids(next_id), len(plan.fresh)))
+        results.append(AppendResult(plan.ids(next_id, len(batch.events)), len(plan.fresh),
+                                    plan.rejected))
         accepted.append(Accepted(batch, plan, next_id))
         next_id += len(plan.fresh)
     return results, accepted

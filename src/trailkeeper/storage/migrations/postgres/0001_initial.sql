@@ -23,10 +23,10 @@ CREATE TABLE events (
     search      tsvector NOT NULL          -- to_tsvector('simple', search text of the event)
 );
 ALTER SEQUENCE events_id_seq OWNED BY events.id;
--- Every index ends in (ts, id), so each serves keyset order. Categories are few and broad,
--- so a category filter walks events_by_time instead of keeping its own index.
+-- Every index ends in (ts, id), so each serves keyset order.
 CREATE INDEX events_by_time ON events (ts, id);
 CREATE INDEX events_by_action ON events (action, ts, id);
+CREATE INDEX events_by_category ON events (category, ts, id);
 CREATE INDEX events_by_author ON events (author_id, ts, id);
 CREATE INDEX events_search ON events USING gin (search);
 

@@ -15,10 +15,10 @@ CREATE TABLE events (
     uid         TEXT,
     doc         BLOB NOT NULL
 );
--- Every index ends in the rowid, so each serves (…, ts, id) keyset order. Categories are few
--- and broad, so a category filter walks events_by_time instead of keeping its own index.
+-- Every index ends in the rowid, so each serves (…, ts, id) keyset order.
 CREATE INDEX events_by_time ON events (ts);
 CREATE INDEX events_by_action ON events (action, ts);
+CREATE INDEX events_by_category ON events (category, ts);
 CREATE INDEX events_by_author ON events (author_id, ts);
 
 -- Every affected object of every event (Atlassian indexes only the first five). One B-tree,
@@ -41,7 +41,8 @@ CREATE TABLE event_uids (
 ) WITHOUT ROWID;
 
 -- Full-text index; contentless, the text is rebuilt from the event when one is deleted.
-CREATE VIRTUAL TABLE events_fts USING fts5(body, content='', tokenize='unicode61 remove_diacritics 2');
+CREATE VIRTUAL TABLE events_fts USING fts5(body, content='', columnsize=0,
+                                            tokenize='unicode61 remove_diacritics 2');
 
 -- Catalogues for pickers, lookups and the CLI's class list.
 CREATE TABLE catalogue_actions (
