@@ -163,3 +163,13 @@ def test_sigterm_shuts_down_cleanly(running: Served) -> None:
     code, stderr = stop(running)
     assert code == 0
     assert "stopped" in stderr
+
+
+def test_search_of_a_missing_store_is_an_error_not_a_new_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.db"
+    result = subprocess.run(
+        [sys.executable, "-m", "trailkeeper", "search", "--db", f"sqlite://{missing}"],
+        capture_output=True)
+    assert result.returncode == 2
+    assert b"no store at" in result.stderr
+    assert not missing.exists()

@@ -13,12 +13,12 @@ import orjson
 from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from trailkeeper.api.deps import PrincipalDep, ServiceDep
 from trailkeeper.auth.permissions import scoped
 from trailkeeper.auth.principals import Principal
-from trailkeeper.errors import PermissionDeniedError
+from trailkeeper.errors import NotFoundError, PermissionDeniedError
 from trailkeeper.ingest.service import AuditService
 from trailkeeper.query.ast import HasObject
 from trailkeeper.storage.base import CatalogueObject
@@ -29,10 +29,16 @@ Start = Annotated[int, Query(ge=0, le=2**31 - 1, description="Index of the first
 Limit = Annotated[int, Query(ge=1, le=1000, description="Page size")]
 
 
-def _not_found(message: str, exception: str) -> JSONResponse:
-    body = {"errors": [{"context": None, "message": message,
-                        "exceptionName": f"com.atlassian.bitbucket.{exception}"}]}
-    return JSONResponse(body, status_code=404)
+class _NoSuchObject(NotFoundError):
+    """404 with Bitbucket's error body."""
+
+    def __init__(self, message: str, exception: str) -> None:
+        super().__init__(message)
+        self.exception = f"com.atlassian.bitbucket.{exception}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"errors": [{"context": None, "message": self.message,
+                            "exceptionName": self.exception}]}
 
 
 def _project(service: AuditService, key: str) -> CatalogueObject | None:
@@ -70,16 +76,22 @@ def _check(principal: Principal) -> None:
         raise PermissionDeniedError("You are not permitted to view the audit log")
 
 
+async def _known_project(version: str, key: str, service: AuditService,
+                         principal: Principal) -> CatalogueObject:
+    _check(principal)
+    _version(version)
+    project = await run_in_threadpool(_project, service, key)
+    if project is None or project.id is None:
+        raise _NoSuchObject(f"Project {key} does not exist.", "project.NoSuchProjectException")
+    return project
+
+
 @router.get("/rest/audit/{version}/projects/{project_key}/events",
             summary="Events about a project (Bitbucket paged format)")
 async def project_events(version: str, project_key: str, service: ServiceDep,
                          principal: PrincipalDep, start: Start = 0, limit: Limit = 25) -> Response:
-    _check(principal)
-    _version(version)
-    project = await run_in_threadpool(_project, service, project_key)
-    if project is None or project.id is None:
-        return _not_found(f"Project {project_key} does not exist.",
-                          "project.NoSuchProjectException")
+    project = await _known_project(version, project_key, service, principal)
+    assert project.id is not None
     body = await run_in_threadpool(_page, service, principal, "PROJECT", project.id, start, limit)
     return Response(body, media_type="application/json")
 
@@ -89,16 +101,11 @@ async def project_events(version: str, project_key: str, service: ServiceDep,
 async def repository_events(version: str, project_key: str, slug: str, service: ServiceDep,
                             principal: PrincipalDep, start: Start = 0,
                             limit: Limit = 25) -> Response:
-    _check(principal)
-    _version(version)
-    project = await run_in_threadpool(_project, service, project_key)
-    if project is None or project.id is None:
-        return _not_found(f"Project {project_key} does not exist.",
-                          "project.NoSuchProjectException")
+    project = await _known_project(version, project_key, service, principal)
     repo = await run_in_threadpool(_repository, service, project, slug)
     if repo is None or repo.id is None:
-        return _not_found(f"Repository {project_key}/{slug} does not exist.",
-                          "repository.NoSuchRepositoryException")
+        raise _NoSuchObject(f"Repository {project_key}/{slug} does not exist.",
+                            "repository.NoSuchRepositoryException")
     body = await run_in_threadpool(_page, service, principal, "REPOSITORY", repo.id, start,
                                    limit)
     return Response(body, media_type="application/json")
@@ -108,12 +115,8 @@ async def repository_events(version: str, project_key: str, slug: str, service: 
             summary="A project's id from its key (from objects seen in events)")
 async def project(version: str, project_key: str, service: ServiceDep,
                   principal: PrincipalDep) -> Response:
-    _check(principal)
-    _version(version)
-    found = await run_in_threadpool(_project, service, project_key)
-    if found is None or found.id is None:
-        return _not_found(f"Project {project_key} does not exist.",
-                          "project.NoSuchProjectException")
+    found = await _known_project(version, project_key, service, principal)
+    assert found.id is not None
     ident: int | str = int(found.id) if found.id.isdigit() else found.id
     body = {"key": found.name, "id": ident, "name": found.name}
     return Response(orjson.dumps(body), media_type="application/json")

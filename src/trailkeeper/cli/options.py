@@ -26,3 +26,14 @@ def store_options(func: F) -> F:
 def resolve_store(home: Path | None, db_url: str | None) -> tuple[Path, str]:
     home = home or default_home()
     return home, db_url or default_db_url(home)
+
+
+def existing_store(db_url: str) -> str:
+    """``db_url``, after checking that a SQLite store is there (reading must not create one)."""
+    if "://" not in db_url or db_url.startswith("sqlite://"):
+        from trailkeeper.storage.sqlite import sqlite_path
+
+        path = sqlite_path(db_url)
+        if not path.exists():
+            raise click.UsageError(f"no store at {path} (give --db or --home)")
+    return db_url

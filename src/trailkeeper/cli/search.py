@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from trailkeeper.cli.options import resolve_store, store_options
+from trailkeeper.cli.options import existing_store, resolve_store, store_options
 from trailkeeper.ingest.service import AuditService
 from trailkeeper.model.timestamps import ms_to_datetime, parse_iso
 from trailkeeper.query.ast import AuditQuery
@@ -56,7 +56,7 @@ def search(home: Path | None, db_url: str | None, since: datetime | None,
            author_ids: tuple[str, ...], objects: list[tuple[str, str]], text: str | None,
            limit: int) -> None:
     """Print events of a local store as JSON lines (REST shape, with ids)."""
-    _, db_url = resolve_store(home, db_url)
+    db_url = existing_store(resolve_store(home, db_url)[1])
     query = AuditQuery(since=since, until=until, actions=actions, categories=categories,
                        author_ids=author_ids, objects=objects, search=text)
     out = sys.stdout.buffer

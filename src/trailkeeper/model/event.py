@@ -25,11 +25,12 @@ from trailkeeper.model.areas import EVENT_LEVELS, CoverageArea, CoverageLevel
 from trailkeeper.model.timestamps import datetime_to_ms, format_iso, ms_to_datetime, to_epoch_nano
 
 # Identifiers and names must fit on one line: no C0/C1 controls, DEL or Unicode line breaks.
-_NOT_ONE_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+NOT_ONE_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 # Free-text values (changed values, attribute values) may hold tabs and line breaks, which every
 # renderer escapes, but no NUL or other control characters.
-_NOT_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+NOT_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
+MAX_KEY = 255  # keys, types, ids, names of actions and categories
 MAX_UID = 128
 MAX_NAME = 1024
 MAX_URI = 2048
@@ -59,7 +60,7 @@ class _Checker:
             self.add(name, "must not be empty")
         elif len(value) > limit:
             self.add(name, f"is {len(value)} characters long; the limit is {limit}")
-        elif _NOT_ONE_LINE.search(value):
+        elif NOT_ONE_LINE.search(value):
             self.add(name, "contains a control character or line break")
 
     def text(self, name: str, value: object) -> None:
@@ -69,7 +70,7 @@ class _Checker:
             self.add(name, f"must be a string, not {type(value).__name__}")
         elif len(value) > MAX_VALUE:
             self.add(name, f"is {len(value)} characters long; the limit is {MAX_VALUE}")
-        elif _NOT_TEXT.search(value):
+        elif NOT_TEXT.search(value):
             self.add(name, "contains a NUL or control character")
 
     def items(self, name: str, items: Sequence[Any], kind: type) -> None:
@@ -111,11 +112,12 @@ class AuditType:
         if (  # the common case in one expression; the checker below explains failures
             type(self.area) is CoverageArea and type(self.level) is CoverageLevel
             and self.level is not CoverageLevel.OFF
-            and type(c) is str and type(a) is str and 0 < len(c) <= 255 and 0 < len(a) <= 255
+            and type(c) is str and type(a) is str
+            and 0 < len(c) <= MAX_KEY and 0 < len(a) <= MAX_KEY
             and not c.isspace() and not a.isspace()
-            and (ck is None or (type(ck) is str and len(ck) <= 255))
-            and (ak is None or (type(ak) is str and len(ak) <= 255))
-            and _NOT_ONE_LINE.search(f"{c}{a}{ck or ''}{ak or ''}") is None
+            and (ck is None or (type(ck) is str and len(ck) <= MAX_KEY))
+            and (ak is None or (type(ak) is str and len(ak) <= MAX_KEY))
+            and NOT_ONE_LINE.search(f"{c}{a}{ck or ''}{ak or ''}") is None
         ):
             return
         check = _Checker()
@@ -131,9 +133,9 @@ class AuditType:
             if not value and key:
                 check.add(name, f"is required (the key {key!r} is not in the message catalogue)")
             else:
-                check.line(name, value or None, required=True, limit=255)
-        check.line("categoryI18nKey", self.category_i18n_key, required=False, limit=255)
-        check.line("actionI18nKey", self.action_i18n_key, required=False, limit=255)
+                check.line(name, value or None, required=True, limit=MAX_KEY)
+        check.line("categoryI18nKey", self.category_i18n_key, required=False, limit=MAX_KEY)
+        check.line("actionI18nKey", self.action_i18n_key, required=False, limit=MAX_KEY)
         if not isinstance(self.area, CoverageArea):
             try:
                 _set(self, "area", CoverageArea(self.area))
@@ -163,16 +165,16 @@ class AuditAuthor:
         i, n, t, u = self.id, self.name, self.type, self.uri
         if (
             type(i) is str and type(n) is str and type(t) is str
-            and 0 < len(i) <= 255 and 0 < len(n) <= MAX_NAME and 0 < len(t) <= 255
+            and 0 < len(i) <= MAX_KEY and 0 < len(n) <= MAX_NAME and 0 < len(t) <= MAX_KEY
             and not i.isspace() and not n.isspace() and not t.isspace()
             and (u is None or (type(u) is str and len(u) <= MAX_URI))
-            and _NOT_ONE_LINE.search(f"{i}{n}{t}{u or ''}") is None
+            and NOT_ONE_LINE.search(f"{i}{n}{t}{u or ''}") is None
         ):
             return
         check = _Checker()
-        check.line("id", self.id, required=True, limit=255)
+        check.line("id", self.id, required=True, limit=MAX_KEY)
         check.line("name", self.name, required=True)
-        check.line("type", self.type, required=True, limit=255)
+        check.line("type", self.type, required=True, limit=MAX_KEY)
         check.line("uri", self.uri, required=False, limit=MAX_URI)
         check.done()
 
@@ -194,17 +196,17 @@ class AuditResource:
     def __post_init__(self) -> None:
         t, n, i, u = self.type, self.name, self.id, self.uri
         if (
-            type(t) is str and type(n) is str and 0 < len(t) <= 255 and 0 < len(n) <= MAX_NAME
+            type(t) is str and type(n) is str and 0 < len(t) <= MAX_KEY and 0 < len(n) <= MAX_NAME
             and not t.isspace() and not n.isspace()
-            and (i is None or (type(i) is str and len(i) <= 255))
+            and (i is None or (type(i) is str and len(i) <= MAX_KEY))
             and (u is None or (type(u) is str and len(u) <= MAX_URI))
-            and _NOT_ONE_LINE.search(f"{t}{n}{i or ''}{u or ''}") is None
+            and NOT_ONE_LINE.search(f"{t}{n}{i or ''}{u or ''}") is None
         ):
             return
         check = _Checker()
-        check.line("type", self.type, required=True, limit=255)
+        check.line("type", self.type, required=True, limit=MAX_KEY)
         check.line("name", self.name, required=True)
-        check.line("id", self.id, required=False, limit=255)
+        check.line("id", self.id, required=False, limit=MAX_KEY)
         check.line("uri", self.uri, required=False, limit=MAX_URI)
         check.done()
 
@@ -222,16 +224,16 @@ class ChangedValue:
         k, ik, old, new = self.key, self.i18n_key, self.from_value, self.to_value
         if (
             type(k) is str and 0 < len(k) <= MAX_NAME and not k.isspace()
-            and (ik is None or (type(ik) is str and len(ik) <= 255))
-            and _NOT_ONE_LINE.search(f"{k}{ik or ''}") is None
+            and (ik is None or (type(ik) is str and len(ik) <= MAX_KEY))
+            and NOT_ONE_LINE.search(f"{k}{ik or ''}") is None
             and (old is None or (type(old) is str and len(old) <= MAX_VALUE))
             and (new is None or (type(new) is str and len(new) <= MAX_VALUE))
-            and _NOT_TEXT.search(f"{old or ''}{new or ''}") is None
+            and NOT_TEXT.search(f"{old or ''}{new or ''}") is None
         ):
             return
         check = _Checker()
         check.line("key", self.key, required=True)
-        check.line("i18nKey", self.i18n_key, required=False, limit=255)
+        check.line("i18nKey", self.i18n_key, required=False, limit=MAX_KEY)
         check.text("from", self.from_value)
         check.text("to", self.to_value)
         check.done()
@@ -249,15 +251,15 @@ class AuditAttribute:
         n, nk, v = self.name, self.name_i18n_key, self.value
         if (
             type(n) is str and 0 < len(n) <= MAX_NAME and not n.isspace()
-            and (nk is None or (type(nk) is str and len(nk) <= 255))
+            and (nk is None or (type(nk) is str and len(nk) <= MAX_KEY))
             and type(v) is str and len(v) <= MAX_VALUE
-            and _NOT_ONE_LINE.search(f"{n}{nk or ''}") is None
-            and _NOT_TEXT.search(v) is None
+            and NOT_ONE_LINE.search(f"{n}{nk or ''}") is None
+            and NOT_TEXT.search(v) is None
         ):
             return
         check = _Checker()
         check.line("name", self.name, required=True)
-        check.line("nameI18nKey", self.name_i18n_key, required=False, limit=255)
+        check.line("nameI18nKey", self.name_i18n_key, required=False, limit=MAX_KEY)
         if self.value is None:
             check.add("value", "is required")
         check.text("value", self.value)
@@ -304,12 +306,12 @@ class AuditEvent:
             and all(type(c) is ChangedValue for c in changed)
             and type(attributes) is tuple and len(attributes) <= MAX_ITEMS
             and all(type(a) is AuditAttribute for a in attributes)
-            and (src is None or (type(src) is str and len(src) <= 255))
-            and (how is None or (type(how) is str and len(how) <= 255))
+            and (src is None or (type(src) is str and len(src) <= MAX_KEY))
+            and (how is None or (type(how) is str and len(how) <= MAX_KEY))
             and (system is None or (type(system) is str and len(system) <= MAX_URI))
-            and (node is None or (type(node) is str and len(node) <= 255))
+            and (node is None or (type(node) is str and len(node) <= MAX_KEY))
             and (uid is None or (type(uid) is str and len(uid) <= MAX_UID))
-            and _NOT_ONE_LINE.search(
+            and NOT_ONE_LINE.search(
                 f"{src or ''}{how or ''}{system or ''}{node or ''}{uid or ''}") is None
         ):
             return
@@ -332,10 +334,10 @@ class AuditEvent:
             ("extraAttributes", self.extra_attributes, AuditAttribute),
         ):
             check.items(name, items, kind)
-        check.line("source", self.source, required=False, limit=255)
-        check.line("method", self.method, required=False, limit=255)
+        check.line("source", self.source, required=False, limit=MAX_KEY)
+        check.line("method", self.method, required=False, limit=MAX_KEY)
         check.line("system", self.system, required=False, limit=MAX_URI)
-        check.line("node", self.node, required=False, limit=255)
+        check.line("node", self.node, required=False, limit=MAX_KEY)
         check.line("uid", self.uid, required=False, limit=MAX_UID)
         check.done()
 

@@ -7,7 +7,7 @@ the item's index, so one round trip tells a producer everything that is wrong.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from trailkeeper.errors import FieldProblem, InvalidEventError
 from trailkeeper.model.areas import CoverageArea, CoverageLevel
@@ -20,6 +20,8 @@ from trailkeeper.model.event import (
     ChangedValue,
 )
 from trailkeeper.model.timestamps import ms_to_datetime, parse_timestamp
+
+T = TypeVar("T")
 
 _REST_KEYS = frozenset({
     "id", "uid", "timestamp", "author", "type", "affectedObjects", "changedValues",
@@ -229,11 +231,17 @@ def event_from_any(data: Any) -> AuditEvent:
 
 def parse_batch(items: Sequence[Any]) -> list[AuditEvent]:
     """Every item parsed, or `InvalidEventError` listing every problem of every item."""
+    return parse_all(items, event_from_any)
+
+
+def parse_all(items: Sequence[T], parse: Callable[[T], AuditEvent]) -> list[AuditEvent]:
+    """``parse`` applied to every item; `InvalidEventError` collects every item's problems,
+    each with the item's index."""
     events: list[AuditEvent] = []
     problems: list[FieldProblem] = []
     for index, item in enumerate(items):
         try:
-            events.append(event_from_any(item))
+            events.append(parse(item))
         except InvalidEventError as exc:
             problems.extend(FieldProblem(p.field or "(event)", p.message, index)
                             for p in exc.problems)

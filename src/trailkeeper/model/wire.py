@@ -23,7 +23,7 @@ from trailkeeper.model.event import (
     AuditType,
     ChangedValue,
 )
-from trailkeeper.model.parse import AREAS, LEVELS, event_from_any
+from trailkeeper.model.parse import AREAS, LEVELS, event_from_any, parse_all
 from trailkeeper.model.timestamps import ms_to_datetime, parse_timestamp
 
 Text = str | None
@@ -167,17 +167,7 @@ def decode_event(raw: bytes) -> AuditEvent:
 
 def decode_events(items: list[bytes]) -> list[AuditEvent]:
     """Every item decoded, or `InvalidEventError` with every problem of every item."""
-    events: list[AuditEvent] = []
-    problems: list[FieldProblem] = []
-    for index, raw in enumerate(items):
-        try:
-            events.append(decode_event(raw))
-        except InvalidEventError as exc:
-            problems.extend(FieldProblem(p.field or "(event)", p.message, index)
-                            for p in exc.problems)
-    if problems:
-        raise InvalidEventError(problems)
-    return events
+    return parse_all(items, decode_event)
 
 
 def split_array(body: bytes) -> list[bytes] | None:

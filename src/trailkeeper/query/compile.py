@@ -138,6 +138,12 @@ def compile_where(node: Node, dialect: Dialect, *, ts_column: str = "e.ts",
     return compiler.node(node), compiler.params
 
 
+def contains_pattern(text: str) -> str:
+    """A LIKE pattern (with ``ESCAPE '\\'``) matching ``text`` anywhere, taken literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
 def keyset_condition(
     ts: int, event_id: int, *, descending: bool, dialect: Dialect
 ) -> tuple[str, list[object]]:

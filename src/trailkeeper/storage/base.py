@@ -93,6 +93,25 @@ class RowPage:
     def last_page(self) -> bool:
         return self.next_cursor is None
 
+    @classmethod
+    def of(cls, rows: Sequence[tuple[int, int, bytes]], limit: int) -> RowPage:
+        """A page from ``limit + 1`` fetched (id, ts, doc) rows: the extra row means more."""
+        events = [StoredEvent(r[0], r[1], r[2]) for r in rows[:limit]]
+        more = len(rows) > limit and events
+        return cls(events, Cursor(events[-1].timestamp_ms, events[-1].id) if more else None)
+
+
+def stream_pages(storage: Storage, where: Node, *, descending: bool,
+                 batch_size: int) -> Iterator[StoredEvent]:
+    """Every matching event, one keyset page at a time (the `Storage.stream` of both stores)."""
+    cursor = None
+    while True:
+        page = storage.search(where, limit=batch_size, cursor=cursor, descending=descending)
+        yield from page.events
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor
+
 
 @dataclass(frozen=True, slots=True)
 class CatalogueObject:

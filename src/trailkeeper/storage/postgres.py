@@ -29,7 +29,7 @@ from psycopg_pool import ConnectionPool
 from trailkeeper.config import redact_url
 from trailkeeper.errors import ConflictError, StorageError
 from trailkeeper.query.ast import MatchAll, Node
-from trailkeeper.query.compile import POSTGRES, compile_where
+from trailkeeper.query.compile import POSTGRES, compile_where, contains_pattern
 from trailkeeper.query.plan import Page, plan_search
 from trailkeeper.storage.base import (
     AppendResult,
@@ -40,6 +40,7 @@ from trailkeeper.storage.base import (
     RowPage,
     StoredEvent,
     UserRecord,
+    stream_pages,
 )
 from trailkeeper.storage.migrations import migrations
 from trailkeeper.storage.rows import (
@@ -329,11 +330,7 @@ class PostgresStorage:
         statement, params = plan_search(where, page, POSTGRES)
         with self._reader() as con:
             rows = con.execute(statement, params, binary=True).fetchall()
-        events = [StoredEvent(r[0], r[1], r[2]) for r in rows[:limit]]
-        next_cursor = None
-        if len(rows) > limit and events:
-            next_cursor = Cursor(events[-1].timestamp_ms, events[-1].id)
-        return RowPage(events, next_cursor)
+        return RowPage.of(rows, limit)
 
     def count(self, where: Node) -> int:
         sql, params = compile_where(where, POSTGRES)
@@ -341,13 +338,7 @@ class PostgresStorage:
 
     def stream(self, where: Node, *, descending: bool = True,
                batch_size: int = 1000) -> Iterator[StoredEvent]:
-        cursor = None
-        while True:
-            page = self.search(where, limit=batch_size, cursor=cursor, descending=descending)
-            yield from page.events
-            if page.next_cursor is None:
-                return
-            cursor = page.next_cursor
+        return stream_pages(self, where, descending=descending, batch_size=batch_size)
 
     def get(self, event_id: int) -> StoredEvent | None:
         with self._reader() as con:
@@ -388,7 +379,7 @@ class PostgresStorage:
         params: list[object] = []
         if search:
             sql += " WHERE name ILIKE %s OR author_id = %s"
-            params += [f"%{_like_escape(search)}%", search]
+            params += [contains_pattern(search), search]
         # Atlassian puts the built-in System, Anonymous and Unknown authors first.
         sql += (" ORDER BY author_id NOT IN ('-1', '-2', '-3'), lower(name)"
                 " LIMIT %s OFFSET %s")
@@ -400,7 +391,7 @@ class PostgresStorage:
         params: list[object] = [type.upper()]
         if search:
             sql += " AND (name ILIKE %s OR object_id = %s)"
-            params += [f"%{_like_escape(search)}%", search]
+            params += [contains_pattern(search), search]
         sql += " ORDER BY lower(name) LIMIT %s OFFSET %s"
         rows = self._all(sql, [*params, limit, offset])
         return [CatalogueObject(r[0], r[1] or None, r[2], r[3]) for r in rows]
@@ -502,10 +493,6 @@ def _search_text(text: str) -> str:
     if len(text) * 4 <= _MAX_SEARCH_BYTES:  # fast path: cannot exceed it even in UTF-8
         return text
     return text.encode()[:_MAX_SEARCH_BYTES].decode(errors="ignore")
-
-
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _password(url: str) -> str | None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from trailkeeper.errors import ConfigurationError, ConflictError, StorageError
 from trailkeeper.query.ast import MatchAll, Node
-from trailkeeper.query.compile import SQLITE, compile_where
+from trailkeeper.query.compile import SQLITE, compile_where, contains_pattern
 from trailkeeper.query.plan import Page, plan_search, text_terms
 from trailkeeper.storage.base import (
     AppendResult,
@@ -31,6 +31,7 @@ from trailkeeper.storage.base import (
     RowPage,
     StoredEvent,
     UserRecord,
+    stream_pages,
 )
 from trailkeeper.storage.migrations import migrations
 from trailkeeper.storage.rows import Batch, Catalogue, chunks, object_keys, plan_group, uids_of
@@ -288,11 +289,7 @@ class SqliteStorage:
                         (counted[1],)).fetchone()[0]
             statement, params = plan_search(where, page, SQLITE, text_matches=matches)
             rows = con.execute(statement, params).fetchall()
-        events = [StoredEvent(r[0], r[1], r[2]) for r in rows[:limit]]
-        next_cursor = None
-        if len(rows) > limit and events:
-            next_cursor = Cursor(events[-1].timestamp_ms, events[-1].id)
-        return RowPage(events, next_cursor)
+        return RowPage.of(rows, limit)
 
     def count(self, where: Node) -> int:
         sql, params = compile_where(where, SQLITE)
@@ -302,13 +299,7 @@ class SqliteStorage:
 
     def stream(self, where: Node, *, descending: bool = True,
                batch_size: int = 1000) -> Iterator[StoredEvent]:
-        cursor = None
-        while True:
-            page = self.search(where, limit=batch_size, cursor=cursor, descending=descending)
-            yield from page.events
-            if page.next_cursor is None:
-                return
-            cursor = page.next_cursor
+        return stream_pages(self, where, descending=descending, batch_size=batch_size)
 
     def get(self, event_id: int) -> StoredEvent | None:
         with self._reader() as con:
@@ -354,7 +345,7 @@ class SqliteStorage:
         params: list[object] = []
         if search:
             sql += " WHERE name LIKE ? ESCAPE '\\' OR author_id = ?"
-            params += [f"%{_like_escape(search)}%", search]
+            params += [contains_pattern(search), search]
         # Atlassian puts the built-in System, Anonymous and Unknown authors first.
         sql += " ORDER BY author_id NOT IN ('-1', '-2', '-3'), name COLLATE NOCASE LIMIT ? OFFSET ?"
         with self._reader() as con:
@@ -367,7 +358,7 @@ class SqliteStorage:
         params: list[object] = [type.upper()]
         if search:
             sql += " AND (name LIKE ? ESCAPE '\\' OR object_id = ?)"
-            params += [f"%{_like_escape(search)}%", search]
+            params += [contains_pattern(search), search]
         sql += " ORDER BY name COLLATE NOCASE LIMIT ? OFFSET ?"
         with self._reader() as con:
             rows = con.execute(sql, [*params, limit, offset]).fetchall()
@@ -485,10 +476,6 @@ def _insert_many(con: sqlite3.Connection, target: str, width: int, flat: Sequenc
         sql = f"INSERT INTO {target} VALUES " + ",".join([row_marks] * size) + suffix
         con.execute(sql, flat[start * width:(start + size) * width])
         start += size
-
-
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _statements(script: str) -> list[str]:
