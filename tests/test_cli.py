@@ -173,3 +173,24 @@ def test_search_of_a_missing_store_is_an_error_not_a_new_file(tmp_path: Path) ->
     assert result.returncode == 2
     assert b"no store at" in result.stderr
     assert not missing.exists()
+
+
+def test_several_workers_share_the_store_and_the_metrics(home: Path, db_url: str) -> None:
+    served = start(home, db_url, "--workers", "2", password="pw")
+    try:
+        with httpx.Client(base_url=served.url, auth=("admin", "pw")) as http:
+            body = [{"type": {"category": "c", "action": f"a{i}"}, "uid": f"w-{i}"}
+                    for i in range(40)]
+            ids = []
+            for item in body:  # spread over connections, hence over workers
+                with httpx.Client(base_url=served.url, auth=("admin", "pw")) as fresh:
+                    ids += fresh.post("/api/v1/events", json=item).json()["ids"]
+            assert len(set(ids)) == 40 and ids == sorted(ids)
+            assert http.get("/rest/auditing/1.0/events", params={"limit": 100}).json()[
+                "pagingInfo"]["size"] == 40
+            metrics = http.get("/metrics").text
+            assert 'trailkeeper_events_received_total{path="http"} 40.0' in metrics
+    finally:
+        code, stderr = stop(served)
+    assert code == 0
+    assert stderr.count("worker stopping: writing queued events") == 2
