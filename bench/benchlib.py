@@ -51,6 +51,8 @@ def parser(description: str) -> argparse.ArgumentParser:
                         "[env TRAILKEEPER_BENCH_PG]")
     p.add_argument("--keep", action="store_true",
                    help="keep the fresh stores of this run instead of deleting them")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                   help="server worker processes (default: one per core)")
     return p
 
 
@@ -151,9 +153,14 @@ def machine(backend: str, pg_url: str) -> dict[str, Any]:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux)."""
+    """User + system CPU time of a process and its live children so far (Linux)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    for child in children.read_text().split() if children.exists() else []:
+        with contextlib.suppress(FileNotFoundError):  # it ended meanwhile
+            total += cpu_seconds(int(child))
+    return total
 
 
 # -- stores --------------------------------------------------------------------------------
@@ -222,6 +229,7 @@ class Server:
 
     db_url: str
     home: Path
+    workers: int = 1
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
 
@@ -237,7 +245,8 @@ class Server:
         output = (self.home / "server.out").open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "trailkeeper", "serve", "--db", self.db_url,
-             "--home", str(self.home), "--port", str(self.port)],
+             "--home", str(self.home), "--port", str(self.port),
+             "--workers", str(self.workers)],
             stdout=output, stderr=subprocess.STDOUT, env=env, cwd=REPO_DIR)
         output.close()
         self._wait_healthy(timeout_s)

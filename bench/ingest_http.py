@@ -186,7 +186,7 @@ def main() -> None:
     home = scratch_dir("ingest-home")
     try:
         with fresh_store(args.backend, args.pg_url, "ingest", keep=args.keep) as db_url:
-            with Server(db_url, home) as server:
+            with Server(db_url, home, args.workers) as server:
                 log(f"sending {len(bodies)} requests from {args.clients} clients")
                 logs, server_cpu, load_cpu = timed_load(server, bodies, args.clients)
                 with server.client() as client:
@@ -197,7 +197,8 @@ def main() -> None:
             shutil.rmtree(home, ignore_errors=True)
 
     result: dict[str, Any] = {"benchmark": "ingest_http", "backend": args.backend,
-                              "batch_events": args.batch, "clients": args.clients}
+                              "batch_events": args.batch, "clients": args.clients,
+                              "server_workers": args.workers}
     result.update(summarise(logs, bodies))
     result.update({
         "events_stored": stored,

@@ -220,7 +220,8 @@ def main() -> None:
     chosen = figures(facts)
     home = scratch_dir("read-home")
     try:
-        with Server(facts.location, home) as server, server.client() as client:
+        with Server(facts.location, home, args.workers) as server, \
+                server.client() as client:
             prime_auth(client)
             queries: dict[str, dict[str, Any]] = {}
             for figure in chosen:
@@ -232,7 +233,8 @@ def main() -> None:
     emit({
         "benchmark": "read_api", "backend": args.backend, "events": facts.events,
         "store": {"location": facts.location, "built_now": built, "build_s": facts.build_s},
-        "page_limit": PAGE, "warmup_requests": args.warmup, "queries": queries,
+        "page_limit": PAGE, "warmup_requests": args.warmup, "server_workers": args.workers,
+        "queries": queries,
         "paging": pages, "machine": machine(args.backend, args.pg_url),
         "targets": targets(queries, pages, chosen),
     })

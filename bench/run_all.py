@@ -26,11 +26,13 @@ def commands(args: Any) -> dict[str, list[str]]:
     """Each benchmark's command line, with this run's sizes."""
     common = ["--backend", args.backend, "--pg-url", args.pg_url,
               *(["--keep"] if args.keep else [])]
+    served = ["--workers", str(args.workers)]
     return {
-        "ingest_http": [*common, "--events", str(args.ingest_events)],
+        "ingest_http": [*common, *served, "--events", str(args.ingest_events)],
         "audit_call": [*common, "--calls", str(args.audit_calls),
                        "--drain-events", str(args.drain_events)],
-        "read_api": [*common, "--events", str(args.events), "--requests", str(args.requests),
+        "read_api": [*common, *served, "--events", str(args.events),
+                     "--requests", str(args.requests),
                      *(["--rebuild"] if args.rebuild else [])],
     }
 
