@@ -177,10 +177,11 @@ def pg_database_exists(admin_url: str, name: str) -> bool:
                            (name,)).fetchone() is not None
 
 
-def pg_create_database(admin_url: str, name: str) -> None:
+def pg_create_database(admin_url: str, name: str, template: str | None = None) -> None:
     with psycopg.connect(admin_url, autocommit=True) as con:
         con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        con.execute(f'CREATE DATABASE "{name}"')
+        copying = f' TEMPLATE "{template}"' if template else ""
+        con.execute(f'CREATE DATABASE "{name}"{copying}')
 
 
 def pg_drop_database(admin_url: str, name: str) -> None:
@@ -195,18 +196,24 @@ def scratch_dir(label: str) -> Path:
 
 
 @contextlib.contextmanager
-def fresh_store(backend: str, pg_url: str, label: str, *, keep: bool = False) -> Iterator[str]:
-    """The URL of a new, empty store, deleted afterwards unless ``keep``."""
+def fresh_store(backend: str, pg_url: str, label: str, *, keep: bool = False,
+                copy_of: str | None = None) -> Iterator[str]:
+    """The URL of a new store, empty or a copy of the store ``copy_of``; deleted afterwards
+    unless ``keep``."""
     if backend == "sqlite":
         folder = scratch_dir(label)
         try:
+            if copy_of is not None:
+                shutil.copyfile(copy_of.removeprefix("sqlite://"), folder / "audit.db")
+                os.sync()  # let the copy reach the disk now, not during the measurement
             yield f"sqlite://{folder / 'audit.db'}"
         finally:
             if not keep:
                 shutil.rmtree(folder, ignore_errors=True)
         return
     name = f"trailkeeper_bench_{label}_{os.getpid()}"
-    pg_create_database(pg_url, name)
+    pg_create_database(pg_url, name,
+                       template=copy_of.rpartition("/")[2] if copy_of is not None else None)
     try:
         yield pg_url_for(pg_url, name)
     finally:
