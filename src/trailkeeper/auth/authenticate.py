@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import secrets
 import threading
 import time
 
-from trailkeeper.auth.passwords import verify_password
+from trailkeeper.auth.passwords import hash_password, verify_password
 from trailkeeper.auth.principals import Principal, Role
 from trailkeeper.errors import AuthenticationError
 from trailkeeper.storage.base import Storage
@@ -48,7 +49,10 @@ class Authenticator:
         if hit is not None and hit[1] > now:
             return hit[0]
         user = self._storage.get_user(name)
-        if user is None or user.disabled or not verify_password(user.password_hash, password):
+        # An unknown name costs the same hashing as a wrong password, so response times do
+        # not tell which user names exist.
+        stored_hash = user.password_hash if user is not None else _decoy_hash()
+        if not verify_password(stored_hash, password) or user is None or user.disabled:
             raise AuthenticationError("Invalid user name or password")
         principal = Principal(user.name, Role(user.role))
         with self._lock:
@@ -61,6 +65,11 @@ class Authenticator:
         """Drop every remembered credential (after a password change or a disable)."""
         with self._lock:
             self._cache.clear()
+
+
+@functools.cache
+def _decoy_hash() -> str:
+    return hash_password(secrets.token_urlsafe(16))
 
 
 def _decode_basic(credentials: str) -> tuple[str, str]:
