@@ -142,14 +142,3 @@ def contains_pattern(text: str) -> str:
     """A LIKE pattern (with ``ESCAPE '\\'``) matching ``text`` anywhere, taken literally."""
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
-
-
-def keyset_condition(
-    ts: int, event_id: int, *, descending: bool, dialect: Dialect
-) -> tuple[str, list[object]]:
-    """Rows strictly after the cursor in (timestamp, id) order."""
-    p = dialect.placeholder
-    op = "<" if descending else ">"
-    # Spelled out rather than as a row value so both planners use the (ts, id) index range.
-    sql = f"(e.ts {op}= {p} AND (e.ts {op} {p} OR e.id {op} {p}))"
-    return sql, [ts, ts, event_id]

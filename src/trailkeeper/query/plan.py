@@ -34,6 +34,13 @@ class Page:
     offset: int = 0
     descending: bool = True
 
+    @classmethod
+    def after(cls, cursor: tuple[int, int] | None, *, limit: int, offset: int = 0,
+              descending: bool = True) -> Page:
+        """The page following ``cursor`` (a (timestamp, id) pair), or the first one."""
+        ts, ident = cursor if cursor is not None else (None, None)
+        return cls(limit, ts, ident, offset, descending)
+
 
 def top_level(node: Node) -> list[Node]:
     if isinstance(node, And):

@@ -324,8 +324,8 @@ class PostgresStorage:
         offset: int = 0,
         descending: bool = True,
     ) -> RowPage:
-        page = Page(limit, cursor.ts if cursor else None, cursor.id if cursor else None,
-                    offset, descending)
+        page = Page.after((cursor.ts, cursor.id) if cursor else None, limit=limit,
+                          offset=offset, descending=descending)
         # No text_matches: PostgreSQL's planner weighs a wide full-text match by itself.
         statement, params = plan_search(where, page, POSTGRES)
         with self._reader() as con:

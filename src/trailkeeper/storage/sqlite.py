@@ -276,8 +276,8 @@ class SqliteStorage:
         offset: int = 0,
         descending: bool = True,
     ) -> RowPage:
-        page = Page(limit, cursor.ts if cursor else None, cursor.id if cursor else None,
-                    offset, descending)
+        page = Page.after((cursor.ts, cursor.id) if cursor else None, limit=limit,
+                          offset=offset, descending=descending)
         with self._reader() as con:
             text = text_terms(where)
             matches = None
