@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -163,3 +167,20 @@ def test_an_in_process_uid_conflict_drops_only_that_event(storage: Storage) -> N
     service.close()
     assert sorted(e.type.action for e in _all(storage)) == ["first", "fourth", "third"]
     assert service.metrics.events_rejected.labels("conflict")._value.get() == 1
+
+
+def test_a_program_that_forgets_close_still_writes_its_events(tmp_path: Path) -> None:
+    """Queued events are drained at interpreter exit."""
+    db = tmp_path / "forgot.db"
+    script = textwrap.dedent(f"""
+        from tests.factories import event
+        from trailkeeper import AuditService
+        service = AuditService.open("sqlite://{db}")
+        for i in range(3000):
+            service.audit(event(f"e{{i}}"))
+        # no close(): the interpreter exits with the events queued
+    """)
+    repository = Path(__file__).parents[2]
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=repository)
+    with AuditService.open(f"sqlite://{db}") as service:
+        assert service.count() == 3000

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -27,6 +28,8 @@ from trailkeeper.storage.base import (
     StoredEvent,
 )
 from trailkeeper.storage.rows import Batch, encode
+
+_EXIT_DRAIN_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +61,7 @@ class AuditService:
         self._writer = Writer(storage, self.metrics, capacity=queue_size, overflow=overflow,
                               clock=clock)
         self._closed = False
+        atexit.register(self._close_at_exit)
 
     @classmethod
     def open(cls, db_url: str, **options: object) -> AuditService:
@@ -100,14 +104,23 @@ class AuditService:
         """Wait until every event queued so far is committed."""
         return self._writer.wait_idle(timeout)
 
-    def close(self) -> None:
-        """Drain the queue and commit it (then close the store, if this service opened it)."""
+    def close(self, timeout: float | None = None) -> None:
+        """Drain the queue and commit it (then close the store, if this service opened it).
+
+        Waits as long as the store needs (or ``timeout`` seconds): a store that is down
+        holds the queued events until it is back.
+        """
         if self._closed:
             return
         self._closed = True
-        self._writer.stop()
+        atexit.unregister(self._close_at_exit)
+        self._writer.stop(timeout)
         if self._close_storage:
             self.storage.close()
+
+    def _close_at_exit(self) -> None:
+        """A program that never called `close` still gets its queued events written."""
+        self.close(timeout=_EXIT_DRAIN_S)
 
     def __enter__(self) -> AuditService:
         return self
