@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 
 def default_home() -> Path:
@@ -17,16 +17,20 @@ def default_db_url(home: Path) -> str:
 
 
 def redact_url(url: str) -> str:
-    """The URL with any password replaced, fit for logs and error messages."""
+    """The URL with any password (``user:pw@`` or ``?password=``) masked, fit for logs."""
     try:
         parts = urlsplit(url)
+        password = parts.password
     except ValueError:
         return "<unparsable URL>"
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if password is None and not any(k.lower() == "password" for k, _ in query):
+        return url  # unchanged (urlunsplit would also drop an empty "//" host)
+    if password is not None:
+        host = parts.netloc.rsplit("@", 1)[1]
+        parts = parts._replace(netloc=f"{parts.username or ''}:***@{host}")
+    masked = [(k, "***" if k.lower() == "password" else v) for k, v in query]
+    return urlunsplit(parts._replace(query=urlencode(masked, safe="*")))
 
 
 def normalise_context_path(path: str | None) -> str:
