@@ -95,7 +95,7 @@ class Writer:
         *,
         capacity: int = 10_000,
         overflow: Overflow = "drop-oldest",
-        batch_size: int = 3000,
+        batch_size: int = 6000,  # measured: 3000 drained 15% slower, 12000 no faster
         clock: Callable[[], int],
     ) -> None:
         if capacity < 1:

@@ -22,7 +22,12 @@ from typing import Any, ClassVar
 from trailkeeper.errors import FieldProblem, InvalidEventError
 from trailkeeper.model import i18n
 from trailkeeper.model.areas import EVENT_LEVELS, CoverageArea, CoverageLevel
-from trailkeeper.model.timestamps import datetime_to_ms, format_iso, ms_to_datetime, to_epoch_nano
+from trailkeeper.model.timestamps import (
+    datetime_to_ms,
+    format_instant,
+    ms_to_datetime,
+    to_epoch_nano,
+)
 
 # Identifiers and names must fit on one line: no C0/C1 controls, DEL or Unicode line breaks.
 NOT_ONE_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -369,7 +374,7 @@ class AuditEvent:
         if self.uid is not None:
             out["uid"] = self.uid
         if self.timestamp is not None:
-            out["timestamp"] = format_iso(datetime_to_ms(self.timestamp))
+            out["timestamp"] = format_instant(self.timestamp)
         if self.author is not None:
             out["author"] = author_rest(self.author)
         t = self.type

@@ -1,0 +1,33 @@
+"""Timestamp rendering: the fast datetime path must print exactly what the epoch-ms path does."""
+
+from __future__ import annotations
+
+from datetime import timedelta, timezone
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from trailkeeper.model.timestamps import (
+    MAX_MS,
+    datetime_to_ms,
+    format_instant,
+    format_iso,
+    ms_to_datetime,
+)
+
+DAY_MS = 86_400_000
+
+
+@given(st.integers(min_value=DAY_MS, max_value=MAX_MS - DAY_MS),
+       st.integers(min_value=-12 * 60, max_value=14 * 60))
+def test_format_instant_matches_format_iso_in_any_zone(ms: int, offset_minutes: int) -> None:
+    moment = ms_to_datetime(ms)
+    local = moment.astimezone(timezone(timedelta(minutes=offset_minutes)))
+    assert format_instant(moment) == format_iso(ms)
+    assert format_instant(local) == format_iso(ms)
+    assert datetime_to_ms(local) == ms
+
+
+def test_whole_seconds_drop_the_fraction() -> None:
+    assert format_instant(ms_to_datetime(1_700_000_000_000)) == "2023-11-14T22:13:20Z"
+    assert format_instant(ms_to_datetime(1_700_000_000_007)) == "2023-11-14T22:13:20.007Z"
