@@ -159,3 +159,18 @@ class InvalidQueryError(TrailkeeperError):
     def to_json(self) -> dict[str, Any]:
         return {"status": self.http_status, "message": "Invalid Query",
                 "errors": [p.to_json() for p in self.problems]}
+
+
+class QuerySyntaxError(BadRequestError):
+    """A query-language string that cannot be parsed or names an unknown field."""
+
+    def __init__(self, detail: str, *, position: int, parameter: str = "q") -> None:
+        self.detail = detail
+        self.column = position + 1  # 1-based, as editors count
+        self.parameter = parameter
+        super().__init__(f"query error at column {self.column}: {detail}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"status": self.http_status, "message": self.message,
+                "errors": [{"parameter": self.parameter, "column": self.column,
+                            "message": self.detail}]}

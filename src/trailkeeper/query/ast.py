@@ -59,6 +59,78 @@ class Text:
 
 
 @dataclass(frozen=True, slots=True)
+class Match:
+    """A test of one value: a comparison, a wildcard ``pattern`` (``*`` any run, ``?`` one
+    character, compared ignoring ASCII case) or ``exists`` (present and not empty).
+
+    ``numeric`` compares as integers; a value that is not an integer then never matches.
+    """
+
+    op: Op | Literal["like", "exists"]
+    value: str | int | None = None
+    numeric: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FieldIs:
+    """A scalar column of the event passes ``match`` (``like``/``exists``/numeric tests;
+    plain comparisons use `Compare`, which the planner understands)."""
+
+    field: str
+    match: Match
+
+
+@dataclass(frozen=True, slots=True)
+class InNetwork:
+    """``field`` holds an IP address inside ``network`` (CIDR, IPv4 or IPv6)."""
+
+    field: str
+    network: str
+
+
+ObjectPart = Literal["type", "id", "name", "id-or-name"]
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectIs:
+    """Some affected object's type, id or name passes ``match``."""
+
+    part: ObjectPart
+    match: Match
+
+
+ChangeSide = Literal["from", "to", "either"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeIs:
+    """Some changed value with this key (compared ignoring case, spaces, ``_``, ``-`` and
+    ``.``, or equal to its i18n key) has an old (``from``) or new (``to``) value passing
+    ``match``."""
+
+    key: str
+    side: ChangeSide
+    match: Match
+    also: Match | None = None  # the other bound of a range, tested on the same value
+
+
+@dataclass(frozen=True, slots=True)
+class AttributeIs:
+    """Some extra attribute with this name (compared as change keys are) passes ``match``."""
+
+    name: str
+    match: Match
+    also: Match | None = None  # the other bound of a range, tested on the same value
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorTypeIs:
+    """The author's type (``NORMAL``, ``SYSTEM``, ...) passes ``match``."""
+
+    match: Match
+
+
+@dataclass(frozen=True, slots=True)
 class And:
     items: tuple[Node, ...]
 
@@ -78,7 +150,8 @@ class MatchAll:
     """The empty condition."""
 
 
-Node = Compare | In | HasObject | Text | And | Or | Not | MatchAll
+Node = (Compare | In | HasObject | Text | FieldIs | InNetwork | ObjectIs | ChangeIs | AttributeIs
+        | AuthorTypeIs | And | Or | Not | MatchAll)
 
 
 def all_of(nodes: Iterable[Node]) -> Node:

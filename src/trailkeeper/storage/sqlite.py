@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
+import ipaddress
 import logging
 import os
 import queue
@@ -104,6 +106,7 @@ class SqliteStorage:
             con.execute("PRAGMA synchronous = FULL")
             # Checkpoints run on their own thread (see _checkpoint_loop), not inside commits.
             con.execute("PRAGMA wal_autocheckpoint = 0")
+        con.create_function("tk_in_network", 2, in_network, deterministic=True)
         con.execute("PRAGMA cache_size = -65536")
         con.execute("PRAGMA temp_store = MEMORY")
         return con
@@ -476,6 +479,21 @@ def _insert_many(con: sqlite3.Connection, target: str, width: int, flat: Sequenc
         sql = f"INSERT INTO {target} VALUES " + ",".join([row_marks] * size) + suffix
         con.execute(sql, flat[start * width:(start + size) * width])
         start += size
+
+
+def in_network(value: str | None, network: str) -> bool:
+    """SQL ``tk_in_network(source, cidr)``: the query language's CIDR test."""
+    if not value:
+        return False
+    try:
+        return ipaddress.ip_address(value) in _network(network)
+    except ValueError:
+        return False
+
+
+@functools.lru_cache(maxsize=64)
+def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    return ipaddress.ip_network(text, strict=False)
 
 
 def _statements(script: str) -> list[str]:
