@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import stat
@@ -16,7 +15,6 @@ import httpx
 import pytest
 
 from tests.conftest import free_port
-from tests.factories import event
 from trailkeeper.ingest.service import AuditService
 
 
@@ -130,27 +128,6 @@ def test_context_path_serves_under_the_prefix(home: Path, tmp_path: Path) -> Non
         assert stop(served)[0] == 0
 
 
-def test_search_prints_json_lines_newest_first(db_url: str) -> None:
-    with AuditService.open(db_url) as service:
-        service.submit([event("Repository created", minutes=1),
-                        event("User created", category="Users and groups", minutes=2),
-                        event("Repository deleted", minutes=3)])
-    output = subprocess.run(
-        [sys.executable, "-m", "trailkeeper", "search", "--db", db_url, "--category",
-         "Repositories", "--limit", "10"], capture_output=True, check=True).stdout
-    lines = [json.loads(line) for line in output.splitlines()]
-    assert [e["type"]["action"] for e in lines] == ["Repository deleted", "Repository created"]
-    assert all("id" in e for e in lines)
-
-
-def test_search_reports_bad_options_with_exit_code_2(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "trailkeeper", "search", "--db", f"sqlite://{tmp_path}/x.db",
-         "--from", "last tuesday"], capture_output=True)
-    assert result.returncode == 2
-    assert b"--from" in result.stderr
-
-
 @pytest.fixture
 def running(home: Path, tmp_path: Path) -> Iterator[Served]:
     served = start(home, f"sqlite://{tmp_path / 'r.db'}", password="pw")
@@ -163,16 +140,6 @@ def test_sigterm_shuts_down_cleanly(running: Served) -> None:
     code, stderr = stop(running)
     assert code == 0
     assert "stopped" in stderr
-
-
-def test_search_of_a_missing_store_is_an_error_not_a_new_file(tmp_path: Path) -> None:
-    missing = tmp_path / "nowhere.db"
-    result = subprocess.run(
-        [sys.executable, "-m", "trailkeeper", "search", "--db", f"sqlite://{missing}"],
-        capture_output=True)
-    assert result.returncode == 2
-    assert b"no store at" in result.stderr
-    assert not missing.exists()
 
 
 def test_several_workers_share_the_store_and_the_metrics(home: Path, db_url: str) -> None:

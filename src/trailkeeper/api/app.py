@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from trailkeeper import __version__
-from trailkeeper.api import atlassian, bitbucket, native, ops
+from trailkeeper.api import atlassian, bitbucket, native, ops, search
 from trailkeeper.api.errors import install_error_handlers
 from trailkeeper.auth.authenticate import Authenticator
 from trailkeeper.config import Settings
@@ -59,7 +59,7 @@ def build_app(service: AuditService, settings: Settings | None = None, *,
     api.state.service = service
     api.state.settings = settings
     api.state.authenticator = Authenticator(service.storage)
-    for module in (ops, native, atlassian, bitbucket):
+    for module in (ops, native, search, atlassian, bitbucket):
         api.include_router(module.router)
     install_error_handlers(api)
     api.add_middleware(_RequestMetrics, metrics=service.metrics)

@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import anyio
 import anyio.to_thread
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from trailkeeper.api.deps import PrincipalDep, ServiceDep, SettingsDep
 from trailkeeper.auth.permissions import scoped
-from trailkeeper.errors import BadRequestError, NotFoundError, PayloadTooLargeError
+from trailkeeper.errors import NotFoundError, PayloadTooLargeError
 from trailkeeper.ingest.body import split_items
 from trailkeeper.ingest.service import AuditService
 from trailkeeper.model.event import AuditAuthor
-from trailkeeper.model.timestamps import parse_iso
 from trailkeeper.model.wire import decode_events
-from trailkeeper.query.ast import Compare, In, Node, all_of
-from trailkeeper.storage.base import Cursor
+from trailkeeper.query.ast import Compare
 from trailkeeper.storage.rows import Batch
 
 router = APIRouter(prefix="/api/v1", tags=["Native"])
@@ -77,36 +73,3 @@ async def get_event(event_id: int, service: ServiceDep, principal: PrincipalDep)
     if not page.events:
         raise NotFoundError(f"No event with id {event_id}")
     return Response(page.events[0].rest_json(), media_type="application/json")
-
-
-@router.get("/events", summary="Events, newest first, with keyset paging")
-async def list_events(
-    service: ServiceDep,
-    principal: PrincipalDep,
-    from_: Annotated[str | None, Query(alias="from", description="ISO-8601 UTC")] = None,
-    to: Annotated[str | None, Query(description="ISO-8601 UTC")] = None,
-    action: Annotated[list[str] | None, Query()] = None,
-    limit: Annotated[int, Query(ge=1, le=10_000)] = 200,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
-) -> Response:
-    nodes: list[Node] = []
-    for name, raw, op in (("from", from_, ">="), ("to", to, "<=")):
-        if raw:
-            try:
-                nodes.append(Compare("timestamp", op, parse_iso(raw)))  # type: ignore[arg-type]
-            except ValueError as exc:
-                raise BadRequestError(f"Parameter '{name}': {exc}") from None
-    if action:
-        nodes.append(In("action", tuple(action)))
-    position = None
-    if cursor:
-        try:
-            position = Cursor.parse(cursor)
-        except ValueError as exc:
-            raise BadRequestError(f"Parameter 'cursor': {exc}") from None
-    page = await run_in_threadpool(service.storage.search, scoped(principal, all_of(nodes)),
-                                   limit=limit, cursor=position)
-    entities = b",".join(e.rest_json() for e in page.events)
-    tail = orjson.dumps(str(page.next_cursor) if page.next_cursor else None)
-    return Response(b'{"events":[%s],"next_cursor":%s}' % (entities, tail),
-                    media_type="application/json")

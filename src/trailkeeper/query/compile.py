@@ -136,6 +136,17 @@ class _Compiler:
             if len(node.values) == 1:
                 return f"{column} = {self.param(node.values[0])}"
             return f"{column} IN ({', '.join(self.param(v) for v in node.values)})"
+        if isinstance(node, HasObject) and not node.ids:
+            # Any object of a type: most types are in a large share of events, so the
+            # object index would hand over most of the table; test each candidate row
+            # (found through another condition's index, or the time scan) instead.
+            # A type never seen (the catalogue knows) ends the scan at once.
+            d = self.dialect
+            kind = f"upper({d.member('type')})"
+            known = f"EXISTS (SELECT 1 FROM catalogue_objects c" \
+                    f" WHERE upper(c.type) = {self.param(node.type.upper())})"
+            return f"({known} AND EXISTS (SELECT 1 FROM {d.elements('affectedObjects')}" \
+                   f" WHERE {kind} = {self.param(node.type.upper())}))"
         if isinstance(node, HasObject):
             sql = f"o.type = {self.param(node.type.upper())}"
             if len(node.ids) == 1:

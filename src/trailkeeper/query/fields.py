@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from trailkeeper.model.areas import CoverageArea, CoverageLevel
@@ -108,11 +108,14 @@ _DYNAMIC_HELP = {
 
 
 def resolve(name: str) -> Field | None:
-    """The field a name (canonical, alias or bfauditlog-typed) stands for, or None."""
+    """The field a name (canonical, alias or bfauditlog-typed) stands for, or None.
+
+    The field keeps the name as the caller spelled it, for headers and keys of the output.
+    """
     lowered = name.lower()
     fixed = FIELDS.get(ALIASES.get(lowered, lowered))
     if fixed is not None:
-        return fixed
+        return fixed if fixed.name == name else replace(fixed, name=name)
     prefix, dot, key = name.partition(".")
     kind = _DYNAMIC.get(prefix.lower())
     if dot and key and kind is not None:
@@ -145,7 +148,7 @@ def suggestion(name: str) -> str:
 def _extract(f: Field, doc: Mapping[str, Any]) -> str:
     kind = f.kind
     if kind == "column":
-        return _scalar(f.name, doc)
+        return _scalar(f.column or f.name, doc)
     if kind == "author":
         return str((doc.get("author") or {}).get("name") or "")
     if kind == "author.type":

@@ -22,6 +22,7 @@ from luqum.parser import parser as _luqum
 from trailkeeper.errors import QuerySyntaxError
 from trailkeeper.model.timestamps import now_ms as _now_ms
 from trailkeeper.query.ast import (
+    And,
     AttributeIs,
     AuthorTypeIs,
     ChangeIs,
@@ -103,7 +104,7 @@ class _Translator:
                                        position=item.pos)
             return self.node(item.expr, found)
         if isinstance(item, tree.AndOperation | tree.UnknownOperation):
-            return all_of(self.node(child, field) for child in item.children)
+            return _and([self.node(child, field) for child in item.children])
         if isinstance(item, tree.OrOperation):
             return Or(tuple(self.node(child, field) for child in item.children))
         if isinstance(item, tree.Not | tree.Prohibit):
@@ -283,6 +284,19 @@ class _Translator:
             return parse_span(value, now_ms=self.now_ms, tz=self.tz)
         except TimeValueError as exc:
             raise _error(item, str(exc)) from None
+
+
+def _and(nodes: list[Node]) -> Node:
+    """``all_of``, with the full-text terms merged into one search (one index lookup, and
+    the planner can weigh it)."""
+    merged = all_of(nodes)
+    items = merged.items if isinstance(merged, And) else (merged,)
+    texts = [n for n in items if isinstance(n, Text) and n.match_all]
+    if len(texts) < 2:
+        return merged
+    rest = [n for n in items if not (isinstance(n, Text) and n.match_all)]
+    terms = tuple(term for text in texts for term in text.terms)
+    return all_of([Text(terms, match_all=True), *rest])
 
 
 def _phrase(item: tree.Phrase) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from trailkeeper.query.ast import And, Compare, HasObject, MatchAll, Node, Text, all_of
-from trailkeeper.query.compile import Dialect, compile_where
+from trailkeeper.query.compile import COLUMNS, Dialect, compile_where
 
 # Above this many full-text matches, scanning by time and filtering beats sorting matches.
 WIDE_TEXT_MATCHES = 5000
@@ -123,3 +123,37 @@ def _keyset(page: Page, dialect: Dialect, ts: str, ident: str, params: list[obje
     params.extend([page.cursor_ts, page.cursor_id])
     # Spelled out rather than as a row value so both planners use the index range.
     return f" AND ({ts} {op} {p} OR {ident} {op} {p})"
+
+
+# (AST column, descending) pairs; the default order is newest first.
+Order = tuple[tuple[str, bool], ...]
+NEWEST_FIRST: Order = (("timestamp", True),)
+
+
+def keyset_order(order: Order) -> bool | None:
+    """``descending`` when ``order`` is by time alone (keyset paging applies), else None."""
+    if len(order) == 1 and order[0][0] == "timestamp":
+        return order[0][1]
+    return None
+
+
+def plan_sorted(where: Node, order: Order, dialect: Dialect, *, limit: int | None,
+                offset: int = 0) -> tuple[str, list[object]]:
+    """The SELECT (id, ts, doc) for an order other than by time: sorted by the columns,
+    then newest first; pages by offset (keyset paging needs a time order).
+    ``limit`` None reads every row (a streamed export)."""
+    condition, params = compile_where(where, dialect)
+    columns = {**COLUMNS}
+    keys = [f"{columns[name]} {'DESC' if desc else 'ASC'} NULLS LAST" for name, desc in order]
+    p = dialect.placeholder
+    sql = (f"SELECT e.id, e.ts, e.doc FROM events e WHERE {condition}"
+           f" ORDER BY {', '.join([*keys, 'e.ts DESC', 'e.id DESC'])}")
+    if limit is not None:
+        sql += f" LIMIT {p}"
+        params.append(limit + 1)
+    elif offset:
+        sql += " LIMIT -1" if dialect.name == "sqlite" else " LIMIT ALL"
+    if offset:
+        sql += f" OFFSET {p}"
+        params.append(offset)
+    return sql, params

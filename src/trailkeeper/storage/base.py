@@ -12,6 +12,7 @@ import orjson
 from trailkeeper.errors import ConflictError
 from trailkeeper.model.event import AuditAuthor, AuditEvent
 from trailkeeper.query.ast import Node
+from trailkeeper.query.plan import Order
 
 if TYPE_CHECKING:
     from trailkeeper.storage.rows import Batch
@@ -88,25 +89,31 @@ class StoredEvent:
 class RowPage:
     events: list[StoredEvent]
     next_cursor: Cursor | None
+    more: bool = False  # rows follow this page (sorted pages have no cursor to say so)
 
     @property
     def last_page(self) -> bool:
-        return self.next_cursor is None
+        return not self.more
 
     @classmethod
-    def of(cls, rows: Sequence[tuple[int, int, bytes]], limit: int) -> RowPage:
+    def of(cls, rows: Sequence[tuple[int, int, bytes]], limit: int, *,
+           keyset: bool = True) -> RowPage:
         """A page from ``limit + 1`` fetched (id, ts, doc) rows: the extra row means more."""
         events = [StoredEvent(r[0], r[1], r[2]) for r in rows[:limit]]
-        more = len(rows) > limit and events
-        return cls(events, Cursor(events[-1].timestamp_ms, events[-1].id) if more else None)
+        more = bool(len(rows) > limit and events)
+        cursor = Cursor(events[-1].timestamp_ms, events[-1].id) if more and keyset else None
+        return cls(events, cursor, more)
 
 
-def stream_pages(storage: Storage, where: Node, *, descending: bool,
-                 batch_size: int) -> Iterator[StoredEvent]:
-    """Every matching event, one keyset page at a time (the `Storage.stream` of both stores)."""
+def stream_pages(storage: Storage, where: Node, *, descending: bool, batch_size: int,
+                 offset: int = 0) -> Iterator[StoredEvent]:
+    """Every matching event, one keyset page at a time (the `Storage.stream` of both stores
+    for time order)."""
     cursor = None
     while True:
-        page = storage.search(where, limit=batch_size, cursor=cursor, descending=descending)
+        page = storage.search(where, limit=batch_size, cursor=cursor, descending=descending,
+                              offset=offset)
+        offset = 0
         yield from page.events
         if page.next_cursor is None:
             return
@@ -119,6 +126,13 @@ class CatalogueObject:
     id: str | None
     name: str
     uri: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogueAction:
+    category: str
+    action: str
+    area: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,15 +181,19 @@ class Storage(Protocol):
         cursor: Cursor | None = None,
         offset: int = 0,
         descending: bool = True,
+        order: Order | None = None,
     ) -> RowPage:
-        """One page in (timestamp, id) order, newest first unless ``descending`` is False."""
+        """One page in (timestamp, id) order, newest first unless ``descending`` is False;
+        or, given an ``order`` by other columns, sorted by them and paged by ``offset``
+        (no cursor)."""
         ...
 
     def count(self, where: Node) -> int: ...
 
-    def stream(self, where: Node, *, descending: bool = True,
-               batch_size: int = 1000) -> Iterator[StoredEvent]:
-        """Every matching event, fetched in keyset batches (constant memory)."""
+    def stream(self, where: Node, *, descending: bool = True, order: Order | None = None,
+               offset: int = 0, batch_size: int = 1000) -> Iterator[StoredEvent]:
+        """Every matching event (after skipping ``offset``) in constant memory: keyset
+        batches in time order, or one sorted query read in batches for another ``order``."""
         ...
 
     def get(self, event_id: int) -> StoredEvent | None: ...
@@ -194,6 +212,10 @@ class Storage(Protocol):
 
     def lookup_authors(self, search: str | None, *, limit: int,
                        offset: int = 0) -> list[CatalogueAuthor]: ...
+
+    def actions(self) -> list[CatalogueAction]:
+        """Every (category, action) ever stored, by category then action."""
+        ...
 
     def lookup_objects(self, type: str, search: str | None, *, limit: int,
                        offset: int = 0) -> list[CatalogueObject]: ...

@@ -30,9 +30,10 @@ from trailkeeper.config import redact_url
 from trailkeeper.errors import ConflictError, StorageError
 from trailkeeper.query.ast import MatchAll, Node
 from trailkeeper.query.compile import POSTGRES, compile_where, contains_pattern
-from trailkeeper.query.plan import Page, plan_search
+from trailkeeper.query.plan import Order, Page, keyset_order, plan_search, plan_sorted
 from trailkeeper.storage.base import (
     AppendResult,
+    CatalogueAction,
     CatalogueAuthor,
     CatalogueObject,
     Cursor,
@@ -323,7 +324,15 @@ class PostgresStorage:
         cursor: Cursor | None = None,
         offset: int = 0,
         descending: bool = True,
+        order: Order | None = None,
     ) -> RowPage:
+        if order is not None and keyset_order(order) is None:
+            statement, params = plan_sorted(where, order, POSTGRES, limit=limit, offset=offset)
+            with self._reader() as con:
+                rows = con.execute(statement, params, binary=True).fetchall()
+            return RowPage.of(rows, limit, keyset=False)
+        if order is not None:
+            descending = order[0][1]
         page = Page.after((cursor.ts, cursor.id) if cursor else None, limit=limit,
                           offset=offset, descending=descending)
         # No text_matches: PostgreSQL's planner weighs a wide full-text match by itself.
@@ -336,9 +345,24 @@ class PostgresStorage:
         sql, params = compile_where(where, POSTGRES)
         return int(self._one(f"SELECT count(*) FROM events e WHERE {sql}", params) or 0)
 
-    def stream(self, where: Node, *, descending: bool = True,
-               batch_size: int = 1000) -> Iterator[StoredEvent]:
-        return stream_pages(self, where, descending=descending, batch_size=batch_size)
+    def stream(self, where: Node, *, descending: bool = True, order: Order | None = None,
+               offset: int = 0, batch_size: int = 1000) -> Iterator[StoredEvent]:
+        if order is None or keyset_order(order) is not None:
+            if order is not None:
+                descending = order[0][1]
+            return stream_pages(self, where, descending=descending, batch_size=batch_size,
+                                offset=offset)
+        return self._stream_sorted(where, order, offset, batch_size)
+
+    def _stream_sorted(self, where: Node, order: Order, offset: int,
+                       batch_size: int) -> Iterator[StoredEvent]:
+        """One sorted query read through a server-side cursor, in one snapshot."""
+        statement, params = plan_sorted(where, order, POSTGRES, limit=None, offset=offset)
+        with self._reader() as con, con.transaction(), \
+                con.cursor(name="trailkeeper_export", binary=True) as rows:
+            rows.execute(statement, params)
+            while batch := rows.fetchmany(batch_size):
+                yield from (StoredEvent(*row) for row in batch)
 
     def get(self, event_id: int) -> StoredEvent | None:
         with self._reader() as con:
@@ -372,6 +396,11 @@ class PostgresStorage:
             " AND b.ts = a.ts AND b.event_id = a.event_id) LIMIT 1",
             [type.upper(), object_id, other_type.upper(), other_id],
         ) is not None
+
+    def actions(self) -> list[CatalogueAction]:
+        rows = self._all("SELECT category, action, area FROM catalogue_actions"
+                         " ORDER BY category, action", [])
+        return [CatalogueAction(*r) for r in rows]
 
     def lookup_authors(self, search: str | None, *, limit: int,
                        offset: int = 0) -> list[CatalogueAuthor]:

@@ -23,9 +23,10 @@ from pathlib import Path
 from trailkeeper.errors import ConfigurationError, ConflictError, StorageError
 from trailkeeper.query.ast import MatchAll, Node
 from trailkeeper.query.compile import SQLITE, compile_where, contains_pattern
-from trailkeeper.query.plan import Page, plan_search, text_terms
+from trailkeeper.query.plan import Order, Page, keyset_order, plan_search, plan_sorted, text_terms
 from trailkeeper.storage.base import (
     AppendResult,
+    CatalogueAction,
     CatalogueAuthor,
     CatalogueObject,
     Cursor,
@@ -278,7 +279,14 @@ class SqliteStorage:
         cursor: Cursor | None = None,
         offset: int = 0,
         descending: bool = True,
+        order: Order | None = None,
     ) -> RowPage:
+        if order is not None and keyset_order(order) is None:
+            statement, params = plan_sorted(where, order, SQLITE, limit=limit, offset=offset)
+            with self._reader() as con:
+                return RowPage.of(con.execute(statement, params).fetchall(), limit, keyset=False)
+        if order is not None:
+            descending = order[0][1]
         page = Page.after((cursor.ts, cursor.id) if cursor else None, limit=limit,
                           offset=offset, descending=descending)
         with self._reader() as con:
@@ -300,9 +308,23 @@ class SqliteStorage:
             return int(con.execute(f"SELECT count(*) FROM events e WHERE {sql}",
                                    params).fetchone()[0])
 
-    def stream(self, where: Node, *, descending: bool = True,
-               batch_size: int = 1000) -> Iterator[StoredEvent]:
-        return stream_pages(self, where, descending=descending, batch_size=batch_size)
+    def stream(self, where: Node, *, descending: bool = True, order: Order | None = None,
+               offset: int = 0, batch_size: int = 1000) -> Iterator[StoredEvent]:
+        if order is None or keyset_order(order) is not None:
+            if order is not None:
+                descending = order[0][1]
+            return stream_pages(self, where, descending=descending, batch_size=batch_size,
+                                offset=offset)
+        return self._stream_sorted(where, order, offset, batch_size)
+
+    def _stream_sorted(self, where: Node, order: Order, offset: int,
+                       batch_size: int) -> Iterator[StoredEvent]:
+        """One sorted query read in batches (a consistent snapshot: WAL keeps it)."""
+        statement, params = plan_sorted(where, order, SQLITE, limit=None, offset=offset)
+        with self._reader() as con:
+            rows = con.execute(statement, params)
+            while batch := rows.fetchmany(batch_size):
+                yield from (StoredEvent(*row) for row in batch)
 
     def get(self, event_id: int) -> StoredEvent | None:
         with self._reader() as con:
@@ -341,6 +363,12 @@ class SqliteStorage:
                 (type.upper(), object_id, other_type.upper(), other_id),
             ).fetchone()
         return row is not None
+
+    def actions(self) -> list[CatalogueAction]:
+        with self._reader() as con:
+            rows = con.execute("SELECT category, action, area FROM catalogue_actions"
+                               " ORDER BY category, action").fetchall()
+        return [CatalogueAction(*r) for r in rows]
 
     def lookup_authors(self, search: str | None, *, limit: int,
                        offset: int = 0) -> list[CatalogueAuthor]:

@@ -1,0 +1,162 @@
+"""Native search and export: ``GET /api/v1/events``.
+
+``format=json`` answers one page (keyset ``cursor`` in time order, ``offset`` otherwise);
+``ndjson``, ``csv``, ``xml`` and ``text`` stream every matching event (or ``limit`` of them)
+in constant memory, as a download. The caller's permission scope is part of the query.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+import orjson
+from fastapi import APIRouter, Query
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response, StreamingResponse
+
+from trailkeeper.api.deps import PrincipalDep, ServiceDep
+from trailkeeper.auth.permissions import read_scope, scoped
+from trailkeeper.errors import BadRequestError
+from trailkeeper.export.formats import EXTENSIONS, MEDIA_TYPES, ExportOptions, export
+from trailkeeper.query.classes import audit_classes, class_fields, standard_fields
+from trailkeeper.query.fields import Field
+from trailkeeper.query.plan import keyset_order
+from trailkeeper.query.request import Search, build_search
+from trailkeeper.storage.base import Cursor, RowPage, Storage, StoredEvent
+
+router = APIRouter(prefix="/api/v1", tags=["Native"])
+
+MAX_PAGE = 10_000
+FormatName = Literal["json", "ndjson", "csv", "xml", "text"]
+
+
+@router.get("/events", summary="Search events; page as JSON or stream an export")
+async def search_events(
+    service: ServiceDep,
+    principal: PrincipalDep,
+    q: Annotated[str | None, Query(description="query language, e.g. action:\"Repository "
+                                               "created\" AND object.type:PROJECT")] = None,
+    from_: Annotated[str | None, Query(alias="from", description="time, date or now-7d")] = None,
+    to: Annotated[str | None, Query(description="time or date, inclusive")] = None,
+    tz: Annotated[str | None, Query(description="IANA zone for dates without one")] = None,
+    category: Annotated[list[str] | None, Query(description="exact category (any)")] = None,
+    author: Annotated[list[str] | None, Query(description="author name or id (any)")] = None,
+    limit: Annotated[int | None, Query(ge=1, description="json: page size (default 200, "
+                                                         f"at most {MAX_PAGE}); exports: "
+                                                         "default all")] = None,
+    offset: Annotated[int, Query(ge=0, le=100_000_000)] = 0,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    sort: Annotated[str | None, Query(description="e.g. -timestamp or action,-timestamp")] = None,
+    fields: Annotated[str | None, Query(description="comma-separated field names")] = None,
+    format: Annotated[FormatName, Query()] = "json",
+    count: Annotated[bool, Query(description="include the total number of matches")] = False,
+    bare: Annotated[bool, Query(description="no header, count or enclosing element")] = False,
+) -> Response:
+    search = build_search(q, since=from_, until=to, tz=tz, sort=sort, fields=fields,
+                          categories=category or (), authors=author or ())
+    search = Search(scoped(principal, search.where), search.order, search.fields)
+    position = _cursor(cursor, search)
+    storage = service.storage
+    if format == "json":
+        size = limit or 200
+        if size > MAX_PAGE:
+            raise BadRequestError(f"Parameter 'limit': at most {MAX_PAGE} per page; use "
+                                  "format=ndjson to export more")
+        body = await run_in_threadpool(_json_page, storage, search, size, offset, position,
+                                       count)
+        return Response(body, media_type="application/json")
+    total = await run_in_threadpool(storage.count, search.where) if count else None
+    rows = _rows(storage, search, offset, limit, position)
+    options = ExportOptions(fields=search.fields, bare=bare, total=total, offset=offset)
+    name = f"audit-log-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.{EXTENSIONS[format]}"
+    return StreamingResponse(
+        export(rows, format, options), media_type=MEDIA_TYPES[format],
+        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+def _cursor(text: str | None, search: Search) -> Cursor | None:
+    if not text:
+        return None
+    if keyset_order(search.order) is None:
+        raise BadRequestError("Parameter 'cursor': cursors page in time order only; "
+                              "with another sort use offset")
+    try:
+        return Cursor.parse(text)
+    except ValueError as exc:
+        raise BadRequestError(f"Parameter 'cursor': {exc}") from None
+
+
+def _json_page(storage: Storage, search: Search, limit: int, offset: int,
+               cursor: Cursor | None, count: bool) -> bytes:
+    page: RowPage = storage.search(search.where, limit=limit, offset=offset, cursor=cursor,
+                                   order=search.order)
+    if search.fields is None:
+        entities = b",".join(e.rest_json() for e in page.events)
+    else:
+        entities = b",".join(orjson.dumps(_projected(e, search.fields)) for e in page.events)
+    extra: dict[str, object] = {}
+    if count:
+        extra["total"] = storage.count(search.where)
+    if page.next_cursor is not None:
+        extra["next_cursor"] = str(page.next_cursor)
+    elif page.more:  # sorted pages continue by offset
+        extra["next_offset"] = offset + len(page.events)
+    tail = orjson.dumps(extra)[1:-1]
+    return b'{"events":[%s]%s%s}' % (entities, b"," if tail else b"", tail)
+
+
+def _projected(event: StoredEvent, fields: tuple[Field, ...]) -> dict[str, str]:
+    doc = orjson.loads(event.doc)
+    doc["id"] = event.id
+    return {f.name: f.extract(doc) for f in fields}
+
+
+def _rows(storage: Storage, search: Search, offset: int, limit: int | None,
+          cursor: Cursor | None) -> Iterator[StoredEvent]:
+    if cursor is not None:
+        rows = _after(storage, search, cursor, offset)
+    else:
+        rows = storage.stream(search.where, order=search.order, offset=offset)
+    return itertools.islice(rows, limit) if limit is not None else rows
+
+
+def _after(storage: Storage, search: Search, cursor: Cursor, offset: int
+           ) -> Iterator[StoredEvent]:
+    """Keyset pages from a cursor (an export resumed where a page ended)."""
+    position: Cursor | None = cursor
+    while position is not None:
+        page = storage.search(search.where, limit=1000, cursor=position, offset=offset,
+                              order=search.order)
+        offset = 0
+        yield from page.events
+        position = page.next_cursor
+
+
+@router.get("/classes", summary="Audit classes (categories) and their actions")
+async def list_classes(service: ServiceDep, principal: PrincipalDep) -> Response:
+    """bfauditlog's ``-L``: ``readable`` marks the classes the caller may search in full
+    (others show only the caller's own events)."""
+    classes = await run_in_threadpool(audit_classes, service.storage)
+    readable = principal.sees_everything
+    return Response(orjson.dumps({"classes": [
+        {"name": c.name, "actions": list(c.actions), "readable": readable} for c in classes
+    ]}), media_type="application/json")
+
+
+@router.get("/classes/fields", summary="Fields of audit classes (standard and typed)")
+async def list_class_fields(
+    service: ServiceDep,
+    principal: PrincipalDep,
+    class_: Annotated[list[str], Query(alias="class", description="a class name")],
+) -> Response:
+    """bfauditlog's ``-L -c``: typed change and attribute fields are read from each class's
+    recent events (within the caller's scope)."""
+    scope = read_scope(principal)
+    listed = [{"name": name,
+               "fields": await run_in_threadpool(class_fields, service.storage, name, scope)}
+              for name in class_]
+    return Response(orjson.dumps({"standard": standard_fields(), "classes": listed}),
+                    media_type="application/json")
