@@ -6,6 +6,7 @@ through ``nextPageCursor`` / ``nextPageLink``, plus an ``id`` on every entity.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -20,11 +21,11 @@ from trailkeeper.api.deps import PrincipalDep, ServiceDep
 from trailkeeper.auth.permissions import scoped
 from trailkeeper.auth.principals import Principal
 from trailkeeper.errors import BadRequestError, PermissionDeniedError
-from trailkeeper.export.csv import atlassian_csv
+from trailkeeper.export.formats import export
 from trailkeeper.ingest.service import AuditService
 from trailkeeper.model.timestamps import now_ms
-from trailkeeper.query.ast import Compare, Node, all_of
-from trailkeeper.storage.base import Cursor, RowPage
+from trailkeeper.query.ast import Compare, all_of
+from trailkeeper.storage.base import RowPage
 
 router = APIRouter(prefix="/rest/auditing/1.0", tags=["Atlassian-compatible"])
 
@@ -81,27 +82,15 @@ def _csv_response(service: AuditService, principal: Principal,
     where = scoped(principal, query.where())
 
     def rows() -> Iterator[bytes]:
-        yield from atlassian_csv(_events(service, where, query.offset, query.limit))
+        events = itertools.islice(
+            service.storage.stream(where, offset=query.offset), query.limit)
+        yield from export(events, "csv")
 
     stamp = _export_stamp()
     return StreamingResponse(
         rows(), media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="Auditing Export {stamp}.csv"'},
     )
-
-
-def _events(service: AuditService, where: Node, offset: int, limit: int) -> Iterator[Any]:
-    cursor: Cursor | None = None
-    remaining = limit
-    while remaining > 0:
-        page = service.storage.search(where, limit=min(remaining, 1000), cursor=cursor,
-                                      offset=offset if cursor is None else 0)
-        for row in page.events:
-            yield row.to_event()
-        remaining -= len(page.events)
-        if page.next_cursor is None:
-            return
-        cursor = page.next_cursor
 
 
 def _export_stamp() -> str:

@@ -30,6 +30,8 @@ from trailkeeper.storage.base import Cursor, RowPage, Storage, StoredEvent
 router = APIRouter(prefix="/api/v1", tags=["Native"])
 
 MAX_PAGE = 10_000
+# Values may hold markup; a browser must never guess a type that would run it.
+_NO_SNIFF = {"X-Content-Type-Options": "nosniff"}
 FormatName = Literal["json", "ndjson", "csv", "xml", "text"]
 
 
@@ -67,14 +69,14 @@ async def search_events(
                                   "format=ndjson to export more")
         body = await run_in_threadpool(_json_page, storage, search, size, offset, position,
                                        count)
-        return Response(body, media_type="application/json")
+        return Response(body, media_type="application/json", headers=_NO_SNIFF)
     total = await run_in_threadpool(storage.count, search.where) if count else None
     rows = _rows(storage, search, offset, limit, position)
     options = ExportOptions(fields=search.fields, bare=bare, total=total, offset=offset)
     name = f"audit-log-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.{EXTENSIONS[format]}"
     return StreamingResponse(
         export(rows, format, options), media_type=MEDIA_TYPES[format],
-        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+        headers={"Content-Disposition": f'attachment; filename="{name}"', **_NO_SNIFF})
 
 
 def _cursor(text: str | None, search: Search) -> Cursor | None:

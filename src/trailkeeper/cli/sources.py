@@ -164,7 +164,7 @@ class RemoteSource:
 
     def _stream(self, params: list[tuple[str, str]]) -> Iterator[bytes]:
         try:
-            with self.http.stream("GET", "/api/v1/events", params=params) as response:
+            with self.http.stream("GET", "/api/v1/events", params=tuple(params)) as response:
                 if response.status_code >= 400:
                     response.read()
                     _check(response)

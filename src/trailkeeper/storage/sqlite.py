@@ -17,7 +17,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from trailkeeper.errors import ConfigurationError, ConflictError, StorageError
@@ -34,7 +34,6 @@ from trailkeeper.storage.base import (
     RowPage,
     StoredEvent,
     UserRecord,
-    stream_pages,
 )
 from trailkeeper.storage.migrations import migrations
 from trailkeeper.storage.rows import Batch, Catalogue, chunks, object_keys, plan_group, uids_of
@@ -44,6 +43,8 @@ log = logging.getLogger("trailkeeper.storage")
 _PARAMS_PER_QUERY = 30_000
 _OPTIMIZE_EVERY_S = 600.0
 _CHECKPOINT_EVERY_S = 0.5
+_READER_MMAP_BYTES = 256 << 20
+_ALL_ROWS = 1 << 62  # "no limit" for a streamed export's plan
 _WAL_RESTART_PAGES = 100_000  # about 400 MB of WAL
 
 _EVENT_COLUMNS = (
@@ -98,7 +99,7 @@ class SqliteStorage:
             con = sqlite3.connect(target, uri=True, check_same_thread=False,
                                   isolation_level=None, timeout=30)
             con.execute("PRAGMA query_only = ON")
-            con.execute("PRAGMA mmap_size = 268435456")
+            con.execute(f"PRAGMA mmap_size = {_READER_MMAP_BYTES}")
         else:
             con = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
                                   timeout=30)
@@ -290,17 +291,22 @@ class SqliteStorage:
         page = Page.after((cursor.ts, cursor.id) if cursor else None, limit=limit,
                           offset=offset, descending=descending)
         with self._reader() as con:
-            text = text_terms(where)
-            matches = None
-            if text is not None:
-                counted = SQLITE.text_condition(text.terms, text.match_all)
-                if counted is not None:
-                    matches = con.execute(
-                        "SELECT count(*) FROM events_fts WHERE events_fts MATCH ?",
-                        (counted[1],)).fetchone()[0]
-            statement, params = plan_search(where, page, SQLITE, text_matches=matches)
+            statement, params = plan_search(where, page, SQLITE,
+                                            text_matches=self._text_matches(con, where))
             rows = con.execute(statement, params).fetchall()
         return RowPage.of(rows, limit)
+
+    @staticmethod
+    def _text_matches(con: sqlite3.Connection, where: Node) -> int | None:
+        """How many events the query's full-text condition matches (the planner's input)."""
+        text = text_terms(where)
+        if text is None:
+            return None
+        counted = SQLITE.text_condition(text.terms, text.match_all)
+        if counted is None:
+            return None
+        return int(con.execute("SELECT count(*) FROM events_fts WHERE events_fts MATCH ?",
+                               (counted[1],)).fetchone()[0])
 
     def count(self, where: Node) -> int:
         sql, params = compile_where(where, SQLITE)
@@ -310,21 +316,30 @@ class SqliteStorage:
 
     def stream(self, where: Node, *, descending: bool = True, order: Order | None = None,
                offset: int = 0, batch_size: int = 1000) -> Iterator[StoredEvent]:
-        if order is None or keyset_order(order) is not None:
-            if order is not None:
-                descending = order[0][1]
-            return stream_pages(self, where, descending=descending, batch_size=batch_size,
-                                offset=offset)
-        return self._stream_sorted(where, order, offset, batch_size)
+        """One query read in batches: a consistent snapshot of the whole export (WAL keeps
+        it while later commits go on)."""
+        if order is not None and keyset_order(order) is None:
+            return self._stream_rows(lambda con: plan_sorted(where, order, SQLITE, limit=None,
+                                                             offset=offset), batch_size)
+        if order is not None:
+            descending = order[0][1]
+        page = Page.after(None, limit=_ALL_ROWS, offset=offset, descending=descending)
+        return self._stream_rows(
+            lambda con: plan_search(where, page, SQLITE,
+                                    text_matches=self._text_matches(con, where)), batch_size)
 
-    def _stream_sorted(self, where: Node, order: Order, offset: int,
-                       batch_size: int) -> Iterator[StoredEvent]:
-        """One sorted query read in batches (a consistent snapshot: WAL keeps it)."""
-        statement, params = plan_sorted(where, order, SQLITE, limit=None, offset=offset)
+    def _stream_rows(self, plan: Callable[[sqlite3.Connection], tuple[str, list[object]]],
+                     batch_size: int) -> Iterator[StoredEvent]:
         with self._reader() as con:
-            rows = con.execute(statement, params)
-            while batch := rows.fetchmany(batch_size):
-                yield from (StoredEvent(*row) for row in batch)
+            # An export touches every page once: mapping them would only swell the RSS.
+            con.execute("PRAGMA mmap_size = 0")
+            rows = con.execute(*plan(con))
+            try:
+                while batch := rows.fetchmany(batch_size):
+                    yield from (StoredEvent(*row) for row in batch)
+            finally:
+                rows.close()
+                con.execute(f"PRAGMA mmap_size = {_READER_MMAP_BYTES}")
 
     def get(self, event_id: int) -> StoredEvent | None:
         with self._reader() as con:
