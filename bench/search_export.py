@@ -158,6 +158,11 @@ def main() -> None:
             prime_auth(client)
             result["first_page"] = first_pages(client, args.requests)
             exports: dict[str, Any] = {}
+            # The first full read of a store that is not in the page cache is bound by the
+            # disk; it is reported apart from the steady state the target is about.
+            exports["http_ndjson_first_read"] = http_export(
+                client, server, "ndjson", home / "warmup.ndjson", facts.events)
+            (home / "warmup.ndjson").unlink()
             for fmt in ("ndjson", "csv"):
                 exports[f"http_{fmt}"] = http_export(client, server, fmt, home / f"all.{fmt}",
                                                      facts.events)
@@ -178,7 +183,8 @@ def main() -> None:
                result["first_page"]["selective"]["median_ms"], TARGET_SELECTIVE_MS,
                at_least=False),
         *[target(f"search_export.{name}.events_per_s", figures["events_per_s"],
-                 TARGET_EXPORT_PER_S, at_least=True) for name, figures in exports.items()],
+                 TARGET_EXPORT_PER_S, at_least=True) for name, figures in exports.items()
+          if not name.endswith("first_read")],
         *[target(f"search_export.{name}.peak_rss_mb",
                  figures.get("worker_peak_rss_mb", figures.get("peak_rss_mb", 0)),
                  TARGET_RSS_MB, at_least=False) for name, figures in exports.items()],

@@ -168,7 +168,7 @@ def test_a_query_error_names_the_parameter_and_column(client: httpx.Client) -> N
                                "message": body["errors"][0]["message"]}]
 
 
-@settings(max_examples=150, deadline=None,
+@settings(max_examples=300, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.text(alphabet=st.sampled_from(list('ab:*?"()[]{} TO AND OR NOT-+\\/~^é10.')),
                max_size=30))

@@ -326,7 +326,7 @@ _TOKENS = st.sampled_from(
 
 
 @settings(
-    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(st.lists(_TOKENS, max_size=12).map("".join))
 def test_any_query_is_answered_or_rejected_with_a_column(
