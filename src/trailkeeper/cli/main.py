@@ -9,6 +9,7 @@ import click
 from trailkeeper import __version__
 from trailkeeper.cli.search import search
 from trailkeeper.cli.serve import serve
+from trailkeeper.cli.transfer import import_, tail
 from trailkeeper.errors import TrailkeeperError
 
 
@@ -20,6 +21,8 @@ def cli() -> None:
 
 cli.add_command(serve)
 cli.add_command(search)
+cli.add_command(import_)
+cli.add_command(tail)
 
 
 def main() -> None:
