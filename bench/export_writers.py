@@ -12,13 +12,12 @@ Usage: ``.venv/bin/python bench/export_writers.py [--events 100000] [--repeat 3]
 
 from __future__ import annotations
 
-import argparse
 import gc
 import itertools
 import time
 from typing import Any
 
-from benchlib import emit, log, machine, target
+from benchlib import emit, log, machine, parser, target
 
 from trailkeeper.demo import demo_events
 from trailkeeper.export.documents import decode
@@ -72,7 +71,7 @@ def floor(rows: list[StoredEvent], repeat: int) -> dict[str, float]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    p = parser(__doc__.split("\n", 1)[0])  # --backend and the rest are accepted, unused
     p.add_argument("--events", type=int, default=100_000)
     p.add_argument("--repeat", type=int, default=3)
     args = p.parse_args()

@@ -19,7 +19,8 @@ from typing import Any
 from benchlib import BENCH_DIR, emit, log, machine, parser
 
 RESULTS_DIR = BENCH_DIR / "results"
-BENCHMARKS = ("ingest_http", "audit_call", "read_api")
+BENCHMARKS = ("ingest_http", "audit_call", "read_api", "search_export", "import_log",
+              "export_writers")
 
 
 def commands(args: Any) -> dict[str, list[str]]:
@@ -34,6 +35,9 @@ def commands(args: Any) -> dict[str, list[str]]:
         "read_api": [*common, *served, "--events", str(args.events),
                      "--requests", str(args.requests),
                      *(["--rebuild"] if args.rebuild else [])],
+        "search_export": [*common, *served, "--events", str(args.events)],
+        "import_log": [*common, "--events", str(args.import_events)],
+        "export_writers": [*common],
     }
 
 
@@ -57,6 +61,7 @@ def main() -> None:
     p.add_argument("--ingest-events", type=int, default=200_000)
     p.add_argument("--audit-calls", type=int, default=100_000)
     p.add_argument("--drain-events", type=int, default=200_000)
+    p.add_argument("--import-events", type=int, default=1_000_000, help="log lines to import")
     p.add_argument("--requests", type=int, default=60, help="timed requests per read figure")
     p.add_argument("--only", nargs="+", choices=BENCHMARKS, default=list(BENCHMARKS))
     args = p.parse_args()
