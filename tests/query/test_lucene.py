@@ -342,3 +342,23 @@ def test_any_query_is_answered_or_rejected_with_a_column(
         return
     storage.search(node, limit=5)
     storage.count(node)
+
+
+def test_the_cidr_function_runs_in_parallel_postgres_plans(pg_url: str) -> None:
+    """tk_inet() catches bad casts in a subtransaction, which parallel queries refuse; the
+    function must keep its queries serial (a 1M-event store plans in parallel)."""
+    import psycopg
+
+    from tests.conftest import _empty_postgres
+
+    _empty_postgres(pg_url)
+    storage = open_storage(pg_url)
+    try:
+        storage.append([batch(storage, *EVENTS)])
+    finally:
+        storage.close()
+    with psycopg.connect(pg_url, autocommit=True) as con:
+        con.execute("SET force_parallel_mode = on")
+        count = con.execute("SELECT count(*) FROM events e WHERE tk_inet(e.source) <<="
+                            " '2001:db8::/32'::inet OR tk_inet(e.source) <<= '10.0.0.0/8'")
+        assert count.fetchone() == (2,)
