@@ -9,7 +9,8 @@ and for the error messages. A property test checks the two agree.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Hashable
+from typing import Any, TypeVar
 
 import msgspec
 import orjson
@@ -26,6 +27,7 @@ from trailkeeper.model.event import (
 from trailkeeper.model.parse import AREAS, LEVELS, event_from_any, parse_all
 from trailkeeper.model.timestamps import ms_to_datetime, parse_timestamp
 
+T = TypeVar("T")
 Text = str | None
 Ident = str | int | None
 
@@ -105,6 +107,23 @@ def _ident(value: Ident) -> str | None:
     return str(value) if isinstance(value, int) else value
 
 
+# Validated, immutable parts by their wire values. A producer repeats a few dozen types,
+# authors and objects over millions of events; building and validating them again was a
+# third of decoding. Bounded: past the limit a cache starts over.
+_CACHE_LIMIT = 20_000
+_types: dict[Hashable, AuditType] = {}
+_authors: dict[Hashable, AuditAuthor] = {}
+_objects: dict[Hashable, AuditResource] = {}
+
+
+def _remember(cache: dict[Hashable, T], key: Hashable, part: T) -> T:
+    """Keep a part its constructor accepted (it raised otherwise, and nothing is kept)."""
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()
+    cache[key] = part
+    return part
+
+
 def _event(wire: _Rest | _File, kind: _Type) -> AuditEvent:
     area, level = AREAS.get(kind.area), LEVELS.get(kind.level)
     if area is None or level is None:
@@ -115,18 +134,33 @@ def _event(wire: _Rest | _File, kind: _Type) -> AuditEvent:
             timestamp = ms_to_datetime(parse_timestamp(wire.timestamp))
         except ValueError:
             raise _Fallback from None
+    type_key = (kind.category, kind.action, area, level, kind.category_key, kind.action_key)
+    audit_type = _types.get(type_key)
+    if audit_type is None:
+        audit_type = _remember(_types, type_key, AuditType(
+            kind.category or "", kind.action or "", area, level, kind.category_key,
+            kind.action_key))
     author = None
-    if wire.author is not None:
-        a = wire.author
-        author = AuditAuthor(_ident(a.id), a.name or "Unknown",  # type: ignore[arg-type]
-                             a.type or "user", a.uri or None)
+    if (a := wire.author) is not None:
+        author_key = (a.id, a.name, a.type, a.uri)
+        author = _authors.get(author_key)
+        if author is None:
+            author = _remember(_authors, author_key, AuditAuthor(
+                _ident(a.id), a.name or "Unknown", a.type or "user",  # type: ignore[arg-type]
+                a.uri or None))
+    objects = []
+    for r in wire.affected_objects or ():
+        object_key = (r.type, r.name, r.id, r.uri)
+        found = _objects.get(object_key)
+        if found is None:
+            found = _remember(_objects, object_key, AuditResource(
+                r.type, r.name, _ident(r.id), r.uri))  # type: ignore[arg-type]
+        objects.append(found)
     return AuditEvent(
-        type=AuditType(kind.category or "", kind.action or "", area, level, kind.category_key,
-                       kind.action_key),
+        type=audit_type,
         author=author,
         timestamp=timestamp,
-        affected_objects=[AuditResource(r.type, r.name, _ident(r.id), r.uri)  # type: ignore[arg-type]
-                          for r in wire.affected_objects or ()],
+        affected_objects=objects,
         changed_values=[ChangedValue(c.key, c.old, c.new, c.i18n_key)  # type: ignore[arg-type]
                         for c in wire.changed_values or ()],
         extra_attributes=[AuditAttribute(x.name, x.value, x.name_key)  # type: ignore[arg-type]

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from trailkeeper.model.event import AuditEvent
-from trailkeeper.transfer.decode import LineDecoder
+from trailkeeper.model.wire import decode_event
 from trailkeeper.transfer.identity import assign_uid, content, imported_uid
 from trailkeeper.transfer.readers import Parsed, Work, parse
 from trailkeeper.transfer.sinks import Sink
@@ -69,7 +69,7 @@ class Processor:
 
     def __init__(self, sink: Sink) -> None:
         self.sink = sink
-        self._decode = LineDecoder()
+        self._decode = decode_event
         self._pending: _Pending | None = None
 
     def parse(self, work: Work) -> Digests:

@@ -177,8 +177,7 @@ def _read_all(source: Source) -> tuple[bytes, str | None]:
 
 
 def parse(work: Work, decode: Decode = decode_event) -> Parsed:
-    """Events and problems of one piece; ``decode`` turns one JSON event into an event (a
-    `decode.LineDecoder` is faster on long logs)."""
+    """Events and problems of one piece; ``decode`` turns one JSON event into an event."""
     data = work.load()
     if work.start == 0:
         data = data.removeprefix(_BOM)
