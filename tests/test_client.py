@@ -199,12 +199,12 @@ def test_close_delivers_every_event_in_batches_of_at_most_batch_size(
     assert len(transport.batch_sizes) == 13
 
 
-def test_audit_returns_a_fresh_uuid4_and_keeps_a_given_uid(server: LiveServer) -> None:
-    """Events without a uid get a random UUID; an event's own uid is kept."""
+def test_audit_returns_a_fresh_uuid7_and_keeps_a_given_uid(server: LiveServer) -> None:
+    """Events without a uid get a time-ordered UUID (version 7); an event's own uid is kept."""
     with Client(server.base_url, auth=ADMIN) as trail:
         assigned = trail.audit(event())
         kept = trail.audit(event(uid="order-4711"))
-    assert uuid.UUID(assigned).version == 4
+    assert uuid.UUID(assigned).version == 7
     assert kept == "order-4711"
     assert set(stored_uids(server)) == {assigned, "order-4711"}
 
@@ -420,3 +420,16 @@ def test_token_is_sent_as_bearer_and_context_path_is_kept() -> None:
     assert fake.requests[0].authorization == "Bearer tk_abc"
     assert (fake.requests[1].authorization or "").startswith("Basic ")
     assert len(fake.stored) == 2
+
+
+def test_generated_uids_are_time_ordered_uuid7() -> None:
+    """Time-ordered uids keep the store's uid index appending, as version 4 would not."""
+
+    from trailkeeper.client import time_ordered_uid
+
+    first = time_ordered_uid()
+    time.sleep(0.002)
+    later = [time_ordered_uid() for _ in range(100)]
+    assert all(uuid.UUID(u).version == 7 for u in [first, *later])
+    assert all(first < u for u in later)
+    assert len(set(later)) == 100
