@@ -174,3 +174,17 @@ class QuerySyntaxError(BadRequestError):
         return {"status": self.http_status, "message": self.message,
                 "errors": [{"parameter": self.parameter, "column": self.column,
                             "message": self.detail}]}
+
+
+class AlreadyFollowingError(TrailkeeperError):
+    """Another `trailkeeper tail` holds this state file."""
+
+    http_status = 409
+    exit_code = 1
+
+
+class StateError(TrailkeeperError):
+    """A `trailkeeper tail` state file exists but cannot be used."""
+
+    http_status = 500
+    exit_code = 2

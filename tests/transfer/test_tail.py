@@ -22,10 +22,10 @@ import pytest
 
 from tests.conftest import ADMIN_PASSWORD, LiveServer
 from tests.transfer.helpers import content, event_content, invoke, sample_events, stored
-from trailkeeper.errors import AuthenticationError
+from trailkeeper.errors import AlreadyFollowingError, AuthenticationError
 from trailkeeper.model.event import AuditEvent
 from trailkeeper.transfer.importer import Problem
-from trailkeeper.transfer.position import AlreadyFollowingError, StateFile
+from trailkeeper.transfer.position import StateFile
 from trailkeeper.transfer.sinks import ServerTarget, StoreTarget
 from trailkeeper.transfer.tail import Follower
 

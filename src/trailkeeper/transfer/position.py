@@ -21,17 +21,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO
 
-from trailkeeper.errors import TrailkeeperError
+from trailkeeper.errors import AlreadyFollowingError, StateError
 
 HEAD_BYTES = 1024
 _VERSION = 1
-
-
-class AlreadyFollowingError(TrailkeeperError):
-    """Another `trailkeeper tail` holds this state file."""
-
-    http_status = 409
-    exit_code = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,10 +109,3 @@ class StateFile:
     def __exit__(self, *exc: object) -> None:
         with contextlib.suppress(OSError):
             self.unlock()
-
-
-class StateError(TrailkeeperError):
-    """The state file exists but cannot be used."""
-
-    http_status = 500
-    exit_code = 2
