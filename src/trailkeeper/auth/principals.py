@@ -25,14 +25,37 @@ class Role(StrEnum):
     USER = "user"
 
 
+class Scope(StrEnum):
+    """What an API token may do (a password login may do all its role allows)."""
+
+    INGEST = "ingest"  # write events only
+    READ = "read"  # search and export
+    ADMIN = "admin"  # manage users, groups, grants, tokens and configuration
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
+    """An authenticated caller.
+
+    ``role``: the strongest of the user's own role and those granted to their groups.
+    ``administers``: (TYPE, id) objects whose events this caller may read as a delegated
+    resource administrator (granted to them or to one of their groups).
+    ``scopes``: the token's scopes when authenticated by an API token, None for a password.
+    """
+
     name: str
     role: Role
+    administers: frozenset[tuple[str, str]] = frozenset()
+    scopes: frozenset[Scope] | None = None
+    token_id: str | None = None
 
     @property
     def sees_everything(self) -> bool:
         return self.role in (Role.SYSADMIN, Role.ADMIN, Role.AUDITOR)
+
+    def allows(self, scope: Scope) -> bool:
+        """A password login allows every scope (its role still limits what it can do)."""
+        return self.scopes is None or scope in self.scopes or Scope.ADMIN in self.scopes
 
     def as_author(self) -> AuditAuthor:
         """The author recorded for events this principal sends without one."""
