@@ -14,6 +14,20 @@ import os
 from pathlib import Path
 
 _TEXT = "%(asctime)s %(levelname)s [%(threadName)s] %(name)s %(message)s"
+# Lines about one request (authentication, see auth/authlog.py) name it before the logger,
+# as Atlassian's do: ``@id client "GET /path HTTP/1.1" logger message``.
+_REQUEST_TEXT = "%(asctime)s %(levelname)s [%(threadName)s] %(request)s %(name)s %(message)s"
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__(_TEXT)
+        self._request = logging.Formatter(_REQUEST_TEXT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        if hasattr(record, "request"):
+            return self._request.format(record)
+        return super().format(record)
 
 
 class JsonFormatter(logging.Formatter):
@@ -25,6 +39,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        if hasattr(record, "request"):
+            body["request"] = record.request
         if record.exc_info:
             body["exception"] = self.formatException(record.exc_info)
         return json.dumps(body)
@@ -34,7 +50,7 @@ def setup_logging(log_dir: Path | None, *, level: str | None = None) -> None:
     """Send Trailkeeper's and uvicorn's loggers to stderr and, when given, a rotating file."""
     formatter: logging.Formatter = (
         JsonFormatter() if os.environ.get("TRAILKEEPER_LOG_FORMAT") == "json"
-        else logging.Formatter(_TEXT)
+        else TextFormatter()
     )
     handlers: list[logging.Handler] = [logging.StreamHandler()]
     if log_dir is not None:

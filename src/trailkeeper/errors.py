@@ -108,6 +108,17 @@ class PermissionDeniedError(TrailkeeperError):
     exit_code = 3
 
 
+class RateLimitedError(TrailkeeperError):
+    """An API token's rate limit is used up; a slot frees in `retry_after` seconds."""
+
+    http_status = 429
+    exit_code = 4
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class UnavailableError(TrailkeeperError):
     """The store cannot take writes right now; clients should retry after `retry_after` s."""
 
@@ -188,3 +199,13 @@ class StateError(TrailkeeperError):
 
     http_status = 500
     exit_code = 2
+
+
+# -- access control ---------------------------------------------------------------------------
+
+
+class AlreadyExistsError(TrailkeeperError):
+    """A user or group of that name exists already."""
+
+    http_status = 409
+    exit_code = 1

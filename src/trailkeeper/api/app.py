@@ -9,9 +9,12 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from trailkeeper import __version__
-from trailkeeper.api import atlassian, bitbucket, native, ops, search
+from trailkeeper.api import admin_tokens, atlassian, bitbucket, native, ops, search
+from trailkeeper.api.admin_users import router as admin_users_router
 from trailkeeper.api.errors import install_error_handlers
 from trailkeeper.auth.authenticate import Authenticator
+from trailkeeper.auth.ratelimit import RateLimiter
+from trailkeeper.auth.tokenauth import TokenAuthenticator
 from trailkeeper.config import Settings
 from trailkeeper.ingest.service import AuditService
 from trailkeeper.metrics import Metrics
@@ -59,8 +62,13 @@ def build_app(service: AuditService, settings: Settings | None = None, *,
     api.state.service = service
     api.state.settings = settings
     api.state.authenticator = Authenticator(service.storage)
+    # API tokens: checked per request; rate limits shared by this node's workers.
+    api.state.tokens = TokenAuthenticator(
+        service.storage, RateLimiter(settings.home / "run" / "ratelimit"))
     for module in (ops, native, search, atlassian, bitbucket):
         api.include_router(module.router)
+    api.include_router(admin_users_router)  # users, groups and grants (access control)
+    api.include_router(admin_tokens.router)  # API tokens
     install_error_handlers(api)
     api.add_middleware(_RequestMetrics, metrics=service.metrics)
     if not settings.context_path:

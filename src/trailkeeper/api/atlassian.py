@@ -18,7 +18,7 @@ from starlette.responses import Response, StreamingResponse
 
 from trailkeeper.api.atlassian_query import JSON_LIMIT, EventsRequest, parse_events_request
 from trailkeeper.api.deps import PrincipalDep, ServiceDep
-from trailkeeper.auth.permissions import scoped
+from trailkeeper.auth.permissions import may_view_objects, scoped
 from trailkeeper.auth.principals import Principal
 from trailkeeper.errors import BadRequestError, PermissionDeniedError
 from trailkeeper.export.formats import export
@@ -32,11 +32,17 @@ router = APIRouter(prefix="/rest/auditing/1.0", tags=["Atlassian-compatible"])
 _NOT_ALLOWED = "The user is not allowed to view audit events"
 
 
+class NotAllowedError(PermissionDeniedError):
+    """403 with the atlassian-rest ``Status`` body Atlassian answers."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"status-code": self.http_status, "message": self.message}
+
+
 def _check_can_view(principal: Principal) -> None:
-    # Delegated (per-object) views arrive with the access-control issue; until then the
-    # global audit log is for administrators and auditors only, as in Atlassian.
+    # Pickers list authors and objects of the whole log: unrestricted roles only.
     if not principal.sees_everything:
-        raise PermissionDeniedError(_NOT_ALLOWED)
+        raise NotAllowedError(_NOT_ALLOWED)
 
 
 @router.get("/events", summary="Search audit events (Atlassian format)")
@@ -44,8 +50,12 @@ async def events(request: Request, service: ServiceDep, principal: PrincipalDep)
     """Every parameter of Atlassian's API: ``from``, ``to``, ``offset``, ``pageCursor``,
     ``limit``, ``userIds``, ``categories``, ``actions``, ``affectedObject``, ``search``,
     ``scanLimit``, ``outputFormat=json|csv``."""
-    _check_can_view(principal)
     query = parse_events_request(request.query_params, now_ms=now_ms())
+    # Delegated view (atlassian-audit.md §3.6): without an unrestricted role the caller must
+    # pass affectedObject and administer every object listed; the scope still applies.
+    if not await run_in_threadpool(may_view_objects, principal, query.objects,
+                                   service.storage):
+        raise NotAllowedError(_NOT_ALLOWED)
     if query.output == "csv":
         return _csv_response(service, principal, query)
     if query.limit > JSON_LIMIT:

@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from trailkeeper.api.deps import PrincipalDep, ServiceDep
-from trailkeeper.auth.permissions import scoped
+from trailkeeper.auth.permissions import administers, scoped
 from trailkeeper.auth.principals import Principal
 from trailkeeper.errors import NotFoundError, PermissionDeniedError
 from trailkeeper.ingest.service import AuditService
@@ -72,7 +72,16 @@ def _page(service: AuditService, principal: Principal, kind: str, object_id: str
 
 
 def _check(principal: Principal) -> None:
-    if not principal.sees_everything:
+    if not principal.sees_everything and not principal.administers:
+        raise PermissionDeniedError("You are not permitted to view the audit log")
+
+
+def _check_object(service: AuditService, principal: Principal, kind: str,
+                  object_id: str) -> None:
+    """A delegated admin sees the views of what they administer (PROJECT_ADMIN/REPO_ADMIN);
+    the page is still scoped to their events."""
+    if not principal.sees_everything and not administers(principal, kind, object_id,
+                                                         service.storage):
         raise PermissionDeniedError("You are not permitted to view the audit log")
 
 
@@ -86,12 +95,18 @@ async def _known_project(version: str, key: str, service: AuditService,
     return project
 
 
+async def _administered(service: AuditService, principal: Principal, kind: str,
+                        object_id: str) -> None:
+    await run_in_threadpool(_check_object, service, principal, kind, object_id)
+
+
 @router.get("/rest/audit/{version}/projects/{project_key}/events",
             summary="Events about a project (Bitbucket paged format)")
 async def project_events(version: str, project_key: str, service: ServiceDep,
                          principal: PrincipalDep, start: Start = 0, limit: Limit = 25) -> Response:
     project = await _known_project(version, project_key, service, principal)
     assert project.id is not None
+    await _administered(service, principal, "PROJECT", project.id)
     body = await run_in_threadpool(_page, service, principal, "PROJECT", project.id, start, limit)
     return Response(body, media_type="application/json")
 
@@ -106,6 +121,7 @@ async def repository_events(version: str, project_key: str, slug: str, service: 
     if repo is None or repo.id is None:
         raise _NoSuchObject(f"Repository {project_key}/{slug} does not exist.",
                             "repository.NoSuchRepositoryException")
+    await _administered(service, principal, "REPOSITORY", repo.id)
     body = await run_in_threadpool(_page, service, principal, "REPOSITORY", repo.id, start,
                                    limit)
     return Response(body, media_type="application/json")
@@ -117,6 +133,7 @@ async def project(version: str, project_key: str, service: ServiceDep,
                   principal: PrincipalDep) -> Response:
     found = await _known_project(version, project_key, service, principal)
     assert found.id is not None
+    await _administered(service, principal, "PROJECT", found.id)
     ident: int | str = int(found.id) if found.id.isdigit() else found.id
     body = {"key": found.name, "id": ident, "name": found.name}
     return Response(orjson.dumps(body), media_type="application/json")

@@ -7,7 +7,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from trailkeeper.auth.authenticate import Authenticator
+from trailkeeper.auth.authlog import RequestInfo
 from trailkeeper.auth.principals import Principal
+from trailkeeper.auth.tokenauth import TokenAuthenticator, check_scope, required_scope
 from trailkeeper.config import Settings
 from trailkeeper.ingest.service import AuditService
 
@@ -23,9 +25,20 @@ def settings(request: Request) -> Settings:
 
 
 def principal(request: Request) -> Principal:
-    """The caller; runs in the thread pool since a password check takes tens of ms."""
-    auth: Authenticator = request.app.state.authenticator
-    return auth.authenticate(request.headers.get("authorization"))
+    """The caller, allowed the route's scope; runs in the thread pool since a password check
+    takes tens of ms. An API token is tried first (see auth/tokenauth.py), then a password;
+    a token's scopes are checked here, for every route, in one place."""
+    header = request.headers.get("authorization")
+    info = RequestInfo(request.client.host if request.client else None, request.method,
+                       request.url.path, request.scope.get("http_version", "1.1"))
+    tokens: TokenAuthenticator = request.app.state.tokens
+    found = tokens.authenticate(header, info)
+    if found is None:
+        auth: Authenticator = request.app.state.authenticator
+        found = auth.authenticate(header)
+    route = request.scope.get("route")
+    check_scope(found, required_scope(request.method, getattr(route, "path", "")), info)
+    return found
 
 
 ServiceDep = Annotated[AuditService, Depends(service)]

@@ -10,7 +10,12 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 
-from trailkeeper.errors import AuthenticationError, TrailkeeperError, UnavailableError
+from trailkeeper.errors import (
+    AuthenticationError,
+    RateLimitedError,
+    TrailkeeperError,
+    UnavailableError,
+)
 from trailkeeper.model.timestamps import format_iso, now_ms
 
 log = logging.getLogger("trailkeeper.api")
@@ -18,7 +23,8 @@ log = logging.getLogger("trailkeeper.api")
 
 def error_response(status: int, body: dict[str, Any],
                    headers: dict[str, str] | None = None) -> JSONResponse:
-    body.setdefault("timestamp", format_iso(now_ms()))
+    if "status-code" not in body:  # atlassian-rest's Status entity carries no timestamp
+        body.setdefault("timestamp", format_iso(now_ms()))
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -28,7 +34,7 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = None
         if isinstance(exc, AuthenticationError):
             headers = {"WWW-Authenticate": 'Basic realm="Trailkeeper", charset="UTF-8"'}
-        elif isinstance(exc, UnavailableError):
+        elif isinstance(exc, UnavailableError | RateLimitedError):
             headers = {"Retry-After": str(exc.retry_after)}
         if exc.http_status >= 500:
             log.error("%s %s failed: %s", request.method, request.url.path, exc.message)

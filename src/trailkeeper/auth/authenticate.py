@@ -17,8 +17,9 @@ import secrets
 import threading
 import time
 
+from trailkeeper.auth.grants import principal_for
 from trailkeeper.auth.passwords import hash_password, verify_password
-from trailkeeper.auth.principals import Principal, Role
+from trailkeeper.auth.principals import Principal
 from trailkeeper.errors import AuthenticationError
 from trailkeeper.storage.base import Storage
 
@@ -54,7 +55,9 @@ class Authenticator:
         stored_hash = user.password_hash if user is not None else _decoy_hash()
         if not verify_password(stored_hash, password) or user is None or user.disabled:
             raise AuthenticationError("Invalid user name or password")
-        principal = Principal(user.name, Role(user.role))
+        # Effective role and delegations (own and groups' grants), resolved once per cache
+        # lifetime: grant changes reach this node at once (forget) and others within a minute.
+        principal = principal_for(self._storage, user)
         with self._lock:
             if len(self._cache) >= _CACHE_ENTRIES:
                 self._cache.clear()

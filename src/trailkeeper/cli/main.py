@@ -9,7 +9,9 @@ import click
 from trailkeeper import __version__
 from trailkeeper.cli.search import search
 from trailkeeper.cli.serve import serve
+from trailkeeper.cli.tokens import token
 from trailkeeper.cli.transfer import import_, tail
+from trailkeeper.cli.users import COMMANDS as USER_COMMANDS
 from trailkeeper.errors import TrailkeeperError
 
 
@@ -23,6 +25,11 @@ cli.add_command(serve)
 cli.add_command(search)
 cli.add_command(import_)
 cli.add_command(tail)
+cli.add_command(token)  # API tokens
+
+# Users, groups and grants (access control).
+for _command in USER_COMMANDS:
+    cli.add_command(_command)
 
 
 def main() -> None:

@@ -17,11 +17,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from trailkeeper.query.ast import And, Compare, HasObject, MatchAll, Node, Text, all_of
+from trailkeeper.query.ast import And, Compare, HasObject, In, MatchAll, Node, Or, Text, all_of
 from trailkeeper.query.compile import COLUMNS, Dialect, compile_where
 
 # Above this many full-text matches, scanning by time and filtering beats sorting matches.
 WIDE_TEXT_MATCHES = 5000
+# A top-level OR of indexed alternatives (a delegated admin's scope) is run as one early-
+# stopping scan per alternative when there are at most this many and a page needs at most
+# this many rows from each; exports and deep offsets scan once, testing the OR.
+MAX_BRANCHES = 64
+MAX_UNION_ROWS = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +98,9 @@ def plan_search(where: Node, page: Page, dialect: Dialect, *,
     order = "DESC" if page.descending else "ASC"
     p = dialect.placeholder
     driver = _driver(where)
+    branches = _branches(where) if driver is None else None
+    if branches is not None and page.limit + page.offset <= MAX_UNION_ROWS:
+        return _union(branches, page, dialect, text_matches)
     if driver is not None:
         rest = all_of(n for n in top_level(where) if n is not driver)
         # Time bounds and the cursor refer to the driving index, whose ts equals the event's.
@@ -111,6 +119,50 @@ def plan_search(where: Node, page: Page, dialect: Dialect, *,
         f"{_keyset(page, dialect, 'e.ts', 'e.id', params)}"
         f" ORDER BY e.ts {order}, e.id {order} LIMIT {p} OFFSET {p}"
     )
+    return sql, [*params, page.limit + 1, page.offset]
+
+
+def _branches(where: Node) -> list[Node] | None:
+    """A top-level OR whose every alternative can drive from an index (an author, one
+    object), as a delegated admin's scope is: one condition per alternative, each with the
+    rest of the query. None when there is no such OR."""
+    items = top_level(where)
+    for item in items:
+        if not isinstance(item, Or):
+            continue
+        alternatives: list[Node] = []
+        for alt in item.items:
+            if isinstance(alt, In) and alt.field == "author.id":
+                alternatives.extend(In(alt.field, (v,)) for v in alt.values)
+            elif isinstance(alt, HasObject) and alt.ids and all(alt.ids):
+                alternatives.extend(HasObject(alt.type, (i,)) for i in alt.ids)
+            else:
+                break
+        else:
+            if 0 < len(alternatives) <= MAX_BRANCHES:
+                rest = [n for n in items if n is not item]
+                return [all_of([alt, *rest]) for alt in alternatives]
+    return None
+
+
+def _union(branches: list[Node], page: Page, dialect: Dialect,
+           text_matches: int | None) -> tuple[str, list[object]]:
+    """The page as the merge of each branch's own first ``limit + offset + 1`` rows: every
+    branch reads its index newest first and stops early, instead of one scan of the whole
+    time index testing the OR on each row."""
+    order = "DESC" if page.descending else "ASC"
+    p = dialect.placeholder
+    inner = Page(page.limit + page.offset, page.cursor_ts, page.cursor_id, 0, page.descending)
+    parts: list[str] = []
+    params: list[object] = []
+    for number, branch in enumerate(branches):
+        sql, branch_params = plan_search(branch, inner, dialect, text_matches=text_matches)
+        # Only (id, ts) go through the UNION (which drops events several branches found).
+        parts.append(f"SELECT b{number}.id, b{number}.ts FROM ({sql}) AS b{number}")
+        params.extend(branch_params)
+    sql = (f"SELECT e.id, e.ts, e.doc FROM ({' UNION '.join(parts)}) AS u"
+           f" CROSS JOIN events e WHERE e.id = u.id"
+           f" ORDER BY u.ts {order}, u.id {order} LIMIT {p} OFFSET {p}")
     return sql, [*params, page.limit + 1, page.offset]
 
 

@@ -151,6 +151,94 @@ class UserRecord:
     disabled: bool = False
 
 
+# -- groups and grants (access control) ----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GroupRecord:
+    name: str
+    members: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """A role (``target_type`` empty, ``target_id`` the role) or an administered object
+    (``target_type`` ``PROJECT``, ``target_id`` ``12``) given to a user or a group."""
+
+    grantee_kind: str  # "user" or "group"
+    grantee: str
+    target_type: str
+    target_id: str
+
+    @property
+    def role(self) -> str | None:
+        return self.target_id if not self.target_type else None
+
+
+def group_records(rows: Sequence[tuple[str, str | None]]) -> list[GroupRecord]:
+    """Groups from (group, member or None) rows sorted by group."""
+    members: dict[str, list[str]] = {}
+    for group, member in rows:
+        names = members.setdefault(group, [])
+        if member is not None:
+            names.append(member)
+    return [GroupRecord(name, tuple(names)) for name, names in members.items()]
+
+
+# -- API tokens (issue 4) ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    """A stored API token: its public id and the SHA-256 of its secret, never the secret.
+
+    ``scopes`` and ``allow_ips`` (CIDRs) are tuples of text; ``rate_requests`` within
+    ``rate_minutes`` is the rate limit (None: unlimited); times are epoch milliseconds.
+    """
+
+    id: str
+    user: str
+    secret_sha256: str
+    scopes: tuple[str, ...]
+    created_ms: int
+    created_by: str
+    description: str = ""
+    expires_ms: int | None = None
+    allow_ips: tuple[str, ...] = ()
+    rate_requests: int | None = None
+    rate_minutes: int | None = None
+    revoked_ms: int | None = None
+    last_used_ms: int | None = None
+
+
+TOKEN_COLUMNS = ", ".join((
+    "id", "user_name", "secret_sha256", "scopes", "created_ms", "created_by", "description",
+    "expires_ms", "allow_ips", "rate_requests", "rate_minutes", "revoked_ms", "last_used_ms"))
+
+
+def token_row(token: TokenRecord) -> tuple[object, ...]:
+    """``token`` as a row of `TOKEN_COLUMNS` (lists joined by spaces)."""
+    return (token.id, token.user, token.secret_sha256, " ".join(token.scopes),
+            token.created_ms, token.created_by, token.description, token.expires_ms,
+            " ".join(token.allow_ips), token.rate_requests, token.rate_minutes,
+            token.revoked_ms, token.last_used_ms)
+
+
+TOKEN_AND_OWNER = ", ".join(f"t.{c}" for c in TOKEN_COLUMNS.split(", ")) + (
+    ", u.name, u.password_hash, u.role, u.disabled"
+    " FROM api_tokens t LEFT JOIN users u ON u.name = t.user_name WHERE t.id = ")
+
+
+def token_and_owner_of_row(row: Sequence[Any]) -> tuple[TokenRecord, UserRecord | None]:
+    owner = UserRecord(row[13], row[14], row[15], bool(row[16])) if row[13] else None
+    return token_of_row(row), owner
+
+
+def token_of_row(row: Sequence[Any]) -> TokenRecord:
+    return TokenRecord(row[0], row[1], row[2], tuple(row[3].split()), row[4], row[5], row[6],
+                       row[7], tuple(row[8].split()), row[9], row[10], row[11], row[12])
+
+
 class Storage(Protocol):
     """A durable, append-only store of audit events.
 
@@ -225,6 +313,64 @@ class Storage(Protocol):
     def put_user(self, user: UserRecord) -> None: ...
 
     def count_users(self) -> int: ...
+
+    # -- groups and grants (access control) ------------------------------------------------
+
+    def list_users(self) -> list[UserRecord]: ...
+
+    def create_group(self, name: str) -> bool:
+        """False when the group exists already."""
+        ...
+
+    def delete_group(self, name: str) -> bool:
+        """Delete a group, its memberships and the grants to it; False when unknown."""
+        ...
+
+    def list_groups(self) -> list[GroupRecord]: ...
+
+    def add_member(self, group: str, user: str) -> bool:
+        """False when the user was a member already (the group must exist)."""
+        ...
+
+    def remove_member(self, group: str, user: str) -> bool: ...
+
+    def add_grant(self, grant: Grant) -> bool:
+        """False when the grant existed already."""
+        ...
+
+    def remove_grant(self, grant: Grant) -> bool: ...
+
+    def list_grants(self) -> list[Grant]: ...
+
+    def grants_for(self, user: str) -> list[Grant]:
+        """The grants to ``user`` and to every group ``user`` belongs to."""
+        ...
+
+    # -- API tokens (issue 4) --------------------------------------------------------------
+
+    def put_token(self, token: TokenRecord) -> None:
+        """Store a new token (ids are unique; a clash raises)."""
+        ...
+
+    def get_token(self, token_id: str) -> TokenRecord | None: ...
+
+    def get_token_and_owner(self, token_id: str
+                            ) -> tuple[TokenRecord, UserRecord | None] | None:
+        """The token and its owner in one round trip (the per-request check)."""
+        ...
+
+    def list_tokens(self, user: str | None = None) -> list[TokenRecord]:
+        """Every token (of ``user``), revoked ones included, oldest first."""
+        ...
+
+    def revoke_token(self, token_id: str, when_ms: int) -> bool:
+        """Mark a token revoked; False when there is no such token (revoking twice keeps
+        the first time)."""
+        ...
+
+    def touch_token(self, token_id: str, when_ms: int) -> None:
+        """Record the token's last use (callers throttle this)."""
+        ...
 
     def integrity_check(self) -> list[str]:
         """Problems found by the database's own consistency check (empty when healthy)."""

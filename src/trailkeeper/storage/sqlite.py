@@ -18,6 +18,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import astuple
 from pathlib import Path
 
 from trailkeeper.errors import ConfigurationError, ConflictError, StorageError
@@ -25,15 +26,24 @@ from trailkeeper.query.ast import MatchAll, Node
 from trailkeeper.query.compile import SQLITE, compile_where, contains_pattern
 from trailkeeper.query.plan import Order, Page, keyset_order, plan_search, plan_sorted, text_terms
 from trailkeeper.storage.base import (
+    TOKEN_AND_OWNER,
+    TOKEN_COLUMNS,
     AppendResult,
     CatalogueAction,
     CatalogueAuthor,
     CatalogueObject,
     Cursor,
+    Grant,
+    GroupRecord,
     NewEvent,
     RowPage,
     StoredEvent,
+    TokenRecord,
     UserRecord,
+    group_records,
+    token_and_owner_of_row,
+    token_of_row,
+    token_row,
 )
 from trailkeeper.storage.migrations import migrations
 from trailkeeper.storage.rows import Batch, Catalogue, chunks, object_keys, plan_group, uids_of
@@ -430,6 +440,116 @@ class SqliteStorage:
     def count_users(self) -> int:
         with self._reader() as con:
             return int(con.execute("SELECT count(*) FROM users").fetchone()[0])
+
+    # -- groups and grants (access control) ------------------------------------------------
+
+    def list_users(self) -> list[UserRecord]:
+        with self._reader() as con:
+            rows = con.execute("SELECT name, password_hash, role, disabled FROM users"
+                               " ORDER BY name").fetchall()
+        return [UserRecord(r[0], r[1], r[2], bool(r[3])) for r in rows]
+
+    def _changed(self, statements: Sequence[tuple[str, Sequence[object]]]) -> int:
+        """Run statements in one transaction; the rows the first one changed."""
+        with self._write_lock:
+            con = self._writer
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                changed = [con.execute(sql, params).rowcount for sql, params in statements]
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return changed[0]
+
+    def create_group(self, name: str) -> bool:
+        return self._changed([("INSERT INTO groups VALUES (?) ON CONFLICT DO NOTHING",
+                               (name,))]) > 0
+
+    def delete_group(self, name: str) -> bool:
+        return self._changed([
+            ("DELETE FROM groups WHERE name = ?", (name,)),
+            ("DELETE FROM group_members WHERE group_name = ?", (name,)),
+            ("DELETE FROM grants WHERE grantee_kind = 'group' AND grantee = ?", (name,)),
+        ]) > 0
+
+    def list_groups(self) -> list[GroupRecord]:
+        with self._reader() as con:
+            rows = con.execute(
+                "SELECT g.name, m.user_name FROM groups g LEFT JOIN group_members m"
+                " ON m.group_name = g.name ORDER BY g.name, m.user_name").fetchall()
+        return group_records(rows)
+
+    def add_member(self, group: str, user: str) -> bool:
+        return self._changed([(
+            "INSERT INTO group_members SELECT name, ? FROM groups WHERE name = ?"
+            " ON CONFLICT DO NOTHING", (user, group))]) > 0
+
+    def remove_member(self, group: str, user: str) -> bool:
+        return self._changed([("DELETE FROM group_members WHERE group_name = ?"
+                               " AND user_name = ?", (group, user))]) > 0
+
+    def add_grant(self, grant: Grant) -> bool:
+        return self._changed([("INSERT INTO grants VALUES (?,?,?,?) ON CONFLICT DO NOTHING",
+                               astuple(grant))]) > 0
+
+    def remove_grant(self, grant: Grant) -> bool:
+        return self._changed([(
+            "DELETE FROM grants WHERE grantee_kind = ? AND grantee = ? AND target_type = ?"
+            " AND target_id = ?", astuple(grant))]) > 0
+
+    def list_grants(self) -> list[Grant]:
+        with self._reader() as con:
+            rows = con.execute("SELECT * FROM grants ORDER BY 1, 2, 3, 4").fetchall()
+        return [Grant(*r) for r in rows]
+
+    def grants_for(self, user: str) -> list[Grant]:
+        with self._reader() as con:
+            rows = con.execute(
+                "SELECT * FROM grants WHERE grantee_kind = 'user' AND grantee = ?"
+                " UNION SELECT g.* FROM group_members m JOIN grants g ON"
+                " g.grantee_kind = 'group' AND g.grantee = m.group_name WHERE m.user_name = ?"
+                " ORDER BY 1, 2, 3, 4", (user, user)).fetchall()
+        return [Grant(*r) for r in rows]
+
+    # -- API tokens (issue 4) --------------------------------------------------------------
+
+    def put_token(self, token: TokenRecord) -> None:
+        with self._write_lock:
+            self._writer.execute(f"INSERT INTO api_tokens ({TOKEN_COLUMNS}) VALUES"
+                                 f" ({', '.join('?' * 13)})", token_row(token))
+
+    def get_token(self, token_id: str) -> TokenRecord | None:
+        with self._reader() as con:
+            row = con.execute(f"SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id = ?",
+                              (token_id,)).fetchone()
+        return token_of_row(row) if row else None
+
+    def get_token_and_owner(self, token_id: str
+                            ) -> tuple[TokenRecord, UserRecord | None] | None:
+        with self._reader() as con:
+            row = con.execute(f"SELECT {TOKEN_AND_OWNER}?", (token_id,)).fetchone()
+        return token_and_owner_of_row(row) if row else None
+
+    def list_tokens(self, user: str | None = None) -> list[TokenRecord]:
+        sql, params = f"SELECT {TOKEN_COLUMNS} FROM api_tokens", [] if user is None else [user]
+        if user is not None:
+            sql += " WHERE user_name = ?"
+        with self._reader() as con:
+            rows = con.execute(sql + " ORDER BY created_ms, id", params).fetchall()
+        return [token_of_row(r) for r in rows]
+
+    def revoke_token(self, token_id: str, when_ms: int) -> bool:
+        with self._write_lock:
+            cur = self._writer.execute(
+                "UPDATE api_tokens SET revoked_ms = coalesce(revoked_ms, ?) WHERE id = ?",
+                (when_ms, token_id))
+        return cur.rowcount > 0
+
+    def touch_token(self, token_id: str, when_ms: int) -> None:
+        with self._write_lock:
+            self._writer.execute("UPDATE api_tokens SET last_used_ms = ? WHERE id = ?",
+                                 (when_ms, token_id))
 
     # -- upkeep ----------------------------------------------------------------------------
 

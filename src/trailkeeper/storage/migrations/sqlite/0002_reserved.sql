@@ -1,0 +1,2 @@
+-- Intentionally empty. PostgreSQL's 0002 creates SQL functions that SQLite registers from
+-- Python (tk_in_network), so this number keeps the two backends' schema versions aligned.
