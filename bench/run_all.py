@@ -20,7 +20,7 @@ from benchlib import BENCH_DIR, emit, log, machine, parser
 
 RESULTS_DIR = BENCH_DIR / "results"
 BENCHMARKS = ("ingest_http", "audit_call", "read_api", "search_export", "import_log",
-              "export_writers")
+              "export_writers", "auth_overhead", "delegated_read")
 
 
 def commands(args: Any) -> dict[str, list[str]]:
@@ -38,6 +38,8 @@ def commands(args: Any) -> dict[str, list[str]]:
         "search_export": [*common, *served, "--events", str(args.events)],
         "import_log": [*common, "--events", str(args.import_events)],
         "export_writers": [*common],
+        "auth_overhead": [*common],
+        "delegated_read": [*common, "--events", str(args.events)],
     }
 
 
