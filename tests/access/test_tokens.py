@@ -87,7 +87,12 @@ def test_unknown_malformed_and_forged_tokens_are_refused(server: LiveServer) -> 
     text = make_token(server.service.storage)
     forged = text[:-4] + ("AAAA" if not text.endswith("AAAA") else "BBBB")
     for value in (forged, "tkn_0000000000000000_" + "A" * 43, "tkn_nonsense", "abc"):
-        assert get_events(server, value).status_code == 401
+        refused = get_events(server, value)
+        assert refused.status_code == 401
+        # RFC 6750: a Bearer attempt is challenged for a Bearer token, not a password.
+        assert refused.headers["www-authenticate"].startswith("Bearer ")
+    with server.client(auth=None) as c:
+        assert c.get("/api/v1/events").headers["www-authenticate"].startswith("Basic ")
 
 
 def test_revocation_takes_effect_at_once(server: LiveServer) -> None:

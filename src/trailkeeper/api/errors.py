@@ -33,7 +33,11 @@ def install_error_handlers(app: FastAPI) -> None:
     async def trailkeeper_error(request: Request, exc: TrailkeeperError) -> Response:
         headers = None
         if isinstance(exc, AuthenticationError):
-            headers = {"WWW-Authenticate": 'Basic realm="Trailkeeper", charset="UTF-8"'}
+            # RFC 6750: a rejected Bearer token is answered with a Bearer challenge.
+            sent = request.headers.get("authorization", "")
+            headers = {"WWW-Authenticate": 'Bearer realm="Trailkeeper", error="invalid_token"'
+                       if sent[:7].lower() == "bearer " else
+                       'Basic realm="Trailkeeper", charset="UTF-8"'}
         elif isinstance(exc, UnavailableError | RateLimitedError):
             headers = {"Retry-After": str(exc.retry_after)}
         if exc.http_status >= 500:
