@@ -12,6 +12,7 @@ Also measured: a token without allowlist or rate limit, and HTTP Basic after its
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import time
@@ -101,11 +102,16 @@ def main() -> None:
                                     str(port)], stdout=out, stderr=subprocess.STDOUT)
         try:
             result = _measure(f"http://127.0.0.1:{port}", secrets_)
-        finally:
             process.terminate()
             process.wait(30)
+            log_lines = (home / "log" / "trailkeeper.log").read_text().count("Found a matching")
+        finally:
+            if process.poll() is None:
+                process.terminate()
+                process.wait(30)
             out.close()
-        log_lines = (home / "log" / "trailkeeper.log").read_text().count("Found a matching")
+            if not args.keep:
+                shutil.rmtree(home, ignore_errors=True)
     added = result["token_ms"]["p50_ms"] - result["none_ms"]["p50_ms"]
     emit({
         "benchmark": "auth_overhead",
