@@ -203,3 +203,13 @@ def test_class_listing_and_fields(loaded: AuditService, server: LiveServer,
     assert "audit.stamp" in fields["standard"]
     assert fields["classes"] == [{"name": "Projects", "fields": [
         "soLevel", "snLevel", "ioLevel", "inLevel", "sxProjectName"]}]
+
+
+def test_an_export_resumes_from_a_pages_cursor(loaded: AuditService,
+                                               client: httpx.Client) -> None:
+    first = client.get(URL, params={"limit": "2"}).json()
+    rest = client.get(URL, params={"format": "ndjson", "cursor": first["next_cursor"]})
+    ids = [e["id"] for e in first["events"]] + \
+        [orjson.loads(line)["id"] for line in rest.content.splitlines()]
+    assert len(ids) == 5 == len(set(ids))
+    assert ids == sorted(ids, reverse=True)

@@ -25,7 +25,7 @@ from trailkeeper.query.classes import audit_classes, class_fields, standard_fiel
 from trailkeeper.query.fields import Field
 from trailkeeper.query.plan import keyset_order
 from trailkeeper.query.request import Search, build_search
-from trailkeeper.storage.base import Cursor, RowPage, Storage, StoredEvent
+from trailkeeper.storage.base import Cursor, RowPage, Storage, StoredEvent, stream_pages
 
 router = APIRouter(prefix="/api/v1", tags=["Native"])
 
@@ -118,23 +118,12 @@ def _projected(event: StoredEvent, fields: tuple[Field, ...]) -> dict[str, str]:
 
 def _rows(storage: Storage, search: Search, offset: int, limit: int | None,
           cursor: Cursor | None) -> Iterator[StoredEvent]:
-    if cursor is not None:
-        rows = _after(storage, search, cursor, offset)
+    if cursor is not None:  # an export resumed where a JSON page ended (time order only)
+        rows = stream_pages(storage, search.where, descending=search.order[0][1],
+                            batch_size=1000, offset=offset, cursor=cursor)
     else:
         rows = storage.stream(search.where, order=search.order, offset=offset)
     return itertools.islice(rows, limit) if limit is not None else rows
-
-
-def _after(storage: Storage, search: Search, cursor: Cursor, offset: int
-           ) -> Iterator[StoredEvent]:
-    """Keyset pages from a cursor (an export resumed where a page ended)."""
-    position: Cursor | None = cursor
-    while position is not None:
-        page = storage.search(search.where, limit=1000, cursor=position, offset=offset,
-                              order=search.order)
-        offset = 0
-        yield from page.events
-        position = page.next_cursor
 
 
 @router.get("/classes", summary="Audit classes (categories) and their actions")

@@ -9,8 +9,9 @@ permission scope; a local store is read with the file owner's rights (all events
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import httpx
@@ -95,20 +96,13 @@ class LocalSource:
         total = None if request.bare else self.storage.count(search.where)
         rows = self.storage.stream(search.where, order=search.order, offset=request.offset)
         if request.limit is not None:
-            rows = _first(rows, request.limit)
+            rows = itertools.islice(rows, request.limit)
         options = ExportOptions(fields=search.fields, bare=request.bare, total=total,
                                 offset=request.offset)
         return export(rows, request.format, options)  # type: ignore[arg-type]
 
     def close(self) -> None:
         self.storage.close()
-
-
-def _first(rows: Iterator[Any], limit: int) -> Iterator[Any]:
-    for n, row in enumerate(rows):
-        if n >= limit:
-            return
-        yield row
 
 
 class RemoteSource:
@@ -150,10 +144,8 @@ class RemoteSource:
         return params
 
     def count(self, request: ExportRequest) -> int:
-        params = [*self._params(request, "json"), ("count", "true")]
-        params = [(k, "1" if k == "limit" else v) for k, v in params if k != "fields"]
-        if not any(k == "limit" for k, _ in params):
-            params.append(("limit", "1"))
+        counting = replace(request, fields=None, limit=1)  # one row: only "total" matters
+        params = [*self._params(counting, "json"), ("count", "true")]
         return int(self._get("/api/v1/events", params)["total"])
 
     def export(self, request: ExportRequest) -> Iterator[bytes]:

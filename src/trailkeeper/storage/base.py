@@ -106,10 +106,9 @@ class RowPage:
 
 
 def stream_pages(storage: Storage, where: Node, *, descending: bool, batch_size: int,
-                 offset: int = 0) -> Iterator[StoredEvent]:
-    """Every matching event, one keyset page at a time (the `Storage.stream` of both stores
-    for time order)."""
-    cursor = None
+                 offset: int = 0, cursor: Cursor | None = None) -> Iterator[StoredEvent]:
+    """Every matching event (after ``cursor``, when given), one keyset page at a time (the
+    `Storage.stream` of PostgreSQL for time order; an export resumed from a page's cursor)."""
     while True:
         page = storage.search(where, limit=batch_size, cursor=cursor, descending=descending,
                               offset=offset)
