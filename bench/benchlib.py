@@ -195,18 +195,38 @@ def scratch_dir(label: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"{label}-", dir=DATA_DIR))
 
 
+def record_everything(db_url: str) -> None:
+    """Give a store the DETAILED audit policy (every area at FULL, changed values kept).
+
+    The demo events span every level; under the default coverage (BASE) most would be left
+    out, and a benchmark would measure how fast events are *not* stored. With DETAILED every
+    event goes the whole way, through the policy included.
+    """
+    from trailkeeper.governance.manage import preset_values
+    from trailkeeper.governance.policy import Preset
+    from trailkeeper.storage import open_storage
+
+    storage = open_storage(db_url)
+    try:
+        storage.put_settings(preset_values(Preset.DETAILED))
+    finally:
+        storage.close()
+
+
 @contextlib.contextmanager
 def fresh_store(backend: str, pg_url: str, label: str, *, keep: bool = False,
                 copy_of: str | None = None) -> Iterator[str]:
-    """The URL of a new store, empty or a copy of the store ``copy_of``; deleted afterwards
-    unless ``keep``."""
+    """The URL of a new store (recording everything: `record_everything`), empty or a copy
+    of the store ``copy_of``; deleted afterwards unless ``keep``."""
     if backend == "sqlite":
         folder = scratch_dir(label)
         try:
             if copy_of is not None:
                 shutil.copyfile(copy_of.removeprefix("sqlite://"), folder / "audit.db")
                 os.sync()  # let the copy reach the disk now, not during the measurement
-            yield f"sqlite://{folder / 'audit.db'}"
+            url = f"sqlite://{folder / 'audit.db'}"
+            record_everything(url)
+            yield url
         finally:
             if not keep:
                 shutil.rmtree(folder, ignore_errors=True)
@@ -215,7 +235,9 @@ def fresh_store(backend: str, pg_url: str, label: str, *, keep: bool = False,
     pg_create_database(pg_url, name,
                        template=copy_of.rpartition("/")[2] if copy_of is not None else None)
     try:
-        yield pg_url_for(pg_url, name)
+        url = pg_url_for(pg_url, name)
+        record_everything(url)
+        yield url
     finally:
         if not keep:
             pg_drop_database(pg_url, name)

@@ -20,7 +20,8 @@ from benchlib import BENCH_DIR, emit, log, machine, parser
 
 RESULTS_DIR = BENCH_DIR / "results"
 BENCHMARKS = ("ingest_http", "audit_call", "read_api", "search_export", "import_log",
-              "export_writers", "auth_overhead", "delegated_read")
+              "export_writers", "auth_overhead", "delegated_read", "policy",
+              "file_sink", "retention")
 
 
 def commands(args: Any) -> dict[str, list[str]]:
@@ -40,6 +41,10 @@ def commands(args: Any) -> dict[str, list[str]]:
         "export_writers": [*common],
         "auth_overhead": [*common],
         "delegated_read": [*common, "--events", str(args.events)],
+        "policy": [*common],
+        "file_sink": [*common, *served, "--events", str(args.events),
+                      "--ingest-events", str(args.ingest_events)],
+        "retention": [*common, "--events", str(args.events)],
     }
 
 

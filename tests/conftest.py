@@ -25,7 +25,9 @@ from trailkeeper.api.app import build_app
 from trailkeeper.auth.passwords import hash_password
 from trailkeeper.auth.principals import Role
 from trailkeeper.config import Settings
+from trailkeeper.governance.config import coverage_setting, dumps
 from trailkeeper.ingest.service import AuditService
+from trailkeeper.model.areas import CoverageArea
 from trailkeeper.storage import open_storage
 from trailkeeper.storage.base import Storage, UserRecord
 
@@ -99,6 +101,15 @@ def service(db_url: str) -> Iterator[AuditService]:
         yield svc
     finally:
         svc.close()
+
+
+def without_search_records(service: AuditService) -> AuditService:
+    """Switch the AUDIT_LOG coverage off in the store, without recording the change, so the
+    store holds only what a test put there and not Trailkeeper's records of the test's own
+    searches (for tests of what searches return; tests/access/test_self_audit.py tests the
+    records themselves). Applies to every service on the store."""
+    service.governance.change({coverage_setting(CoverageArea.AUDIT_LOG): dumps("off")})
+    return service
 
 
 def free_port() -> int:

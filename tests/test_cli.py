@@ -161,3 +161,34 @@ def test_several_workers_share_the_store_and_the_metrics(home: Path, db_url: str
         code, stderr = stop(served)
     assert code == 0
     assert stderr.count("worker stopping: writing queued events") == 2
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_writes_the_audit_log_files(home: Path, db_url: str, workers: int) -> None:
+    """The file sink runs inside serve (one writer per node even with two workers), is
+    woken by commits, and has every event in the files after a clean stop."""
+    served = start(home, db_url, "--workers", str(workers), password="pw")
+    try:
+        with httpx.Client(base_url=served.url, auth=("admin", "pw")) as http:
+            for n in range(20):
+                answer = http.post("/api/v1/events", json=[
+                    {"type": {"category": "Tests", "action": f"Action {n}-{i}"}}
+                    for i in range(50)])
+                assert answer.status_code == 201
+        directory = home / "log" / "audit"
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            lines = [line for f in sorted(directory.glob("*.audit.log"))
+                     for line in f.read_text().splitlines()]
+            if len(lines) >= 1000:
+                break
+            time.sleep(0.1)
+        assert len(lines) == 1000  # while serving, within a moment of the commits
+    finally:
+        code, _ = stop(served)
+    assert code == 0
+    files = sorted(directory.glob("*.audit.log"))
+    assert len(files) == 1 and files[0].name.endswith(".00000.audit.log")
+    actions = [line.split('"action":"', 1)[1].split('"', 1)[0]
+               for line in files[0].read_text().splitlines()]
+    assert actions == [f"Action {n}-{i}" for n in range(20) for i in range(50)]

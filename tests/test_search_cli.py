@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from tests.conftest import add_user, start_server
+from tests.conftest import add_user, start_server, without_search_records
 from trailkeeper.auth.principals import Role
 from trailkeeper.cli.main import cli
 from trailkeeper.ingest.service import AuditService
@@ -69,6 +69,8 @@ EVENTS = _build_forge_events()
 def store(tmp_path_factory: pytest.TempPathFactory) -> str:
     url = f"sqlite:///{tmp_path_factory.mktemp('bf')}/audit.db"
     with AuditService.open(url) as service:
+        # The tests count what searches find: no records of the searches themselves.
+        without_search_records(service)
         service.submit(EVENTS)
     return url
 

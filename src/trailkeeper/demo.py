@@ -13,6 +13,8 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from trailkeeper.governance import manage
+from trailkeeper.governance.policy import Preset
 from trailkeeper.ingest.service import AuditService
 from trailkeeper.model.areas import CoverageArea, CoverageLevel
 from trailkeeper.model.event import (
@@ -255,6 +257,12 @@ def load_demo(service: AuditService, count: int = 5000, seed: int = 7) -> int:
     """Store the demo set through the durable path, once; returns how many events were new."""
     if service.count(In("uid", (f"demo-{seed}-0",))):
         return 0  # already loaded (its timestamps were relative to that first load)
+    if service.governance.reload().version == 0:
+        # The demo shows every kind of event (sign-ins are FULL, failures ADVANCED), which
+        # the default coverage (BASE) would leave out: a never-configured store gets the
+        # DETAILED policy, recorded as a configuration change like any other.
+        manage.update(service, manage.preset_values(Preset.DETAILED), AuditAuthor.SYSTEM,
+                      method="Demo")
     added = 0
     batch: list[AuditEvent] = []
     for event in demo_events(count, seed=seed):

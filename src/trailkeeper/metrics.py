@@ -37,6 +37,10 @@ class Metrics:
         self.events_rejected = Counter(
             "trailkeeper_events_rejected", "Events refused as invalid or conflicting, by reason",
             ["reason"], registry=r)
+        self.events_not_recorded = Counter(
+            "trailkeeper_events_not_recorded",
+            "Events the audit policy left out, by reason (denylist, coverage)",
+            ["reason"], registry=r)
         self.queue_depth = Gauge(
             "trailkeeper_queue_depth", "In-process events waiting to be written", registry=r,
             multiprocess_mode="livesum")
@@ -52,6 +56,19 @@ class Metrics:
             ["method", "route", "status"],
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
             registry=r)
+        # Consumers of the committed log (file sink, later forwarders and detection).
+        self.consumer_lag = Gauge(
+            "trailkeeper_consumer_lag_events",
+            "Committed events a consumer has not delivered yet, by consumer",
+            ["consumer"], registry=r, multiprocess_mode="livemax")
+        self.file_sink_lines = Counter(
+            "trailkeeper_file_sink_lines", "Lines written to the Atlassian-format audit log files",
+            registry=r)
+        # Database retention (governance/retention.py).
+        self.events_deleted = Counter(
+            "trailkeeper_events_deleted",
+            "Events removed by database retention, by reason (age, row_limit)",
+            ["reason"], registry=r)
         self.events_dropped.inc(0)
         self.events_stored.inc(0)
 

@@ -17,8 +17,10 @@ from trailkeeper.auth.principals import Scope
 from trailkeeper.auth.tokenauth import INGEST_ROUTES, SAFE_METHODS, required_scope
 from trailkeeper.ingest.service import AuditService
 
-# Anonymous on purpose: liveness for load balancers, and the API's own documentation.
-PUBLIC = {"/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+# Anonymous on purpose: liveness for load balancers, the API's own documentation, and
+# Atlassian's @AnonymousAllowed database usage (a ratio, no event data).
+PUBLIC = {"/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc",
+          "/rest/auditing/1.0/statistics/database/usage"}
 _SAMPLE = {"event_id": "1", "version": "latest", "project_key": "PRJ", "slug": "repo",
            "resource_type": "PROJECT", "token_id": "0123456789abcdef", "name": "x",
            "user": "x"}
@@ -91,12 +93,13 @@ def test_ingest_and_read_tokens_are_refused_on_administration(server: LiveServer
 
 def test_no_route_deletes_or_edits_events(service: AuditService) -> None:
     """Events are only ever added (POST /api/v1/events); DELETE, PUT and PATCH exist only
-    under /api/v1/admin, which has no event routes."""
+    under /api/v1/admin and Atlassian's configuration, which have no event routes."""
     for method, path, _ in routes(service):
         if "event" in path:
             assert method in SAFE_METHODS or (method, path) in INGEST_ROUTES, (method, path)
         if method in {"DELETE", "PUT", "PATCH"}:
-            assert path.startswith("/api/v1/admin/") and "event" not in path, (method, path)
+            assert path.startswith(("/api/v1/admin/", "/rest/auditing/1.0/configuration/"))
+            assert "event" not in path, (method, path)
 
 
 @pytest.mark.parametrize(("method", "path", "scope"), [

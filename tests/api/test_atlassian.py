@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import LiveServer, start_server
+from tests.conftest import LiveServer, start_server, without_search_records
 from tests.factories import ALICE, BOB, OTHER_PROJECT, OTHER_REPO, PROJECT, REPO, event
 from trailkeeper.ingest.service import AuditService
 from trailkeeper.model.event import AuditAttribute, AuditResource, ChangedValue
@@ -29,6 +29,9 @@ def actions(response: httpx.Response) -> list[str]:
 
 @pytest.fixture
 def loaded(service: AuditService) -> AuditService:
+    # Searches here must find exactly these events (scanLimit counts the latest rows), not
+    # the records of the test's own earlier searches.
+    without_search_records(service)
     service.submit([
         event("User created", category="Users and groups", author=BOB, minutes=1,
               objects=(AuditResource("USER", "carol", "13"),)),

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import LiveServer, add_user, start_server
+from tests.conftest import LiveServer, add_user, start_server, without_search_records
 from tests.factories import ALICE, BOB, OTHER_PROJECT, PROJECT, REPO, event
 from trailkeeper.auth.principals import Role
 from trailkeeper.ingest.service import AuditService
@@ -25,6 +25,8 @@ URL = "/api/v1/events"
 
 @pytest.fixture
 def loaded(service: AuditService) -> AuditService:
+    # Searches here must find exactly these events, not the records of earlier searches.
+    without_search_records(service)
     service.submit([
         event("User created", category="Users and groups", author=BOB, minutes=1,
               objects=()),
@@ -188,8 +190,11 @@ def test_plain_users_search_and_export_only_their_own_events(
     with start_server(service, tmp_path) as live, \
             live.client(auth=("carol", "carol-secret-1")) as carol:
         assert actions(carol.get(URL, params={"q": "*", "count": "true"})) == ["mine"]
+        assert service.flush(10)
         exported = carol.get(URL, params={"format": "ndjson"}).content.splitlines()
-        assert [orjson.loads(line)["auditType"]["action"] for line in exported] == ["mine"]
+        # Her own events: "mine" and the record of her search before (alice's never).
+        assert [orjson.loads(line)["auditType"]["action"] for line in exported] == [
+            "Audit Log search performed", "mine"]
         classes = carol.get("/api/v1/classes").json()["classes"]
         assert classes and not any(c["readable"] for c in classes)
 

@@ -10,17 +10,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
-from trailkeeper.api.deps import PrincipalDep, ServiceDep
+from trailkeeper.api.deps import PrincipalDep, ServiceDep, trail
 from trailkeeper.auth import tokens
-from trailkeeper.auth.principals import Principal
-from trailkeeper.errors import NotFoundError, PermissionDeniedError
 from trailkeeper.model.timestamps import format_iso, now_ms
-from trailkeeper.storage.base import Storage, TokenRecord
+from trailkeeper.storage.base import TokenRecord
 
 router = APIRouter(prefix="/api/v1/admin/tokens", tags=["Administration"])
 
@@ -51,7 +49,7 @@ def token_json(record: TokenRecord, now: int) -> dict[str, Any]:
 
 
 @router.post("", status_code=201, summary="Create an API token (its text is shown only here)")
-async def create_token(body: NewToken, service: ServiceDep,
+async def create_token(body: NewToken, request: Request, service: ServiceDep,
                        principal: PrincipalDep) -> JSONResponse:
     spec = tokens.TokenSpec(
         user=body.user or principal.name, scopes=tokens.parse_scopes(body.scopes),
@@ -62,7 +60,7 @@ async def create_token(body: NewToken, service: ServiceDep,
     now = now_ms()
     text, record = await run_in_threadpool(tokens.issue, service.storage, spec,
                                            created_by=principal.name, now_ms=now,
-                                           actor=principal)
+                                           actor=principal, trail=trail(request, principal))
     return JSONResponse({**token_json(record, now), "token": text}, status_code=201,
                         headers={"Cache-Control": "no-store"})
 
@@ -76,20 +74,9 @@ async def list_tokens(service: ServiceDep, principal: PrincipalDep,
 
 
 @router.delete("/{token_id}", summary="Revoke an API token (takes effect at once)")
-async def revoke_token(token_id: str, service: ServiceDep,
+async def revoke_token(token_id: str, request: Request, service: ServiceDep,
                        principal: PrincipalDep) -> JSONResponse:
-    record = await run_in_threadpool(_revoke, service.storage, principal, token_id)
+    record, _ = await run_in_threadpool(lambda: tokens.revoke(
+        service.storage, token_id, now_ms=now_ms(), actor=principal,
+        trail=trail(request, principal)))
     return JSONResponse(token_json(record, now_ms()))
-
-
-def _revoke(storage: Storage, principal: Principal, token_id: str) -> TokenRecord:
-    record = storage.get_token(token_id)
-    if record is None:
-        raise NotFoundError(f"No token {token_id!r}")
-    if not tokens.may_manage_tokens_of(principal, record.user):
-        # Same answer as an unknown id: others' token ids are not disclosed.
-        raise NotFoundError(f"No token {token_id!r}") from PermissionDeniedError(token_id)
-    storage.revoke_token(token_id, now_ms())
-    revoked = storage.get_token(token_id)
-    assert revoked is not None
-    return revoked

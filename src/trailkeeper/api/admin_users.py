@@ -2,8 +2,9 @@
 
 Admins and sysadmins may list; only sysadmins change (an API token needs the ``admin``
 scope for either). Every change goes through `trailkeeper.auth.accounts`, as the CLI's do,
-and clears this node's memory of authenticated principals so new grants apply at once
-(other nodes within a minute).
+is recorded as an event authored by the caller (stored before the answer), and clears this
+node's memory of authenticated principals so new grants apply at once (other nodes within a
+minute).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from trailkeeper.api.deps import PrincipalDep, ServiceDep
+from trailkeeper.api.deps import PrincipalDep, ServiceDep, trail
 from trailkeeper.auth import accounts
 from trailkeeper.auth.authenticate import Authenticator
 from trailkeeper.auth.grants import describe
@@ -92,7 +93,7 @@ async def create_user(body: NewUser, request: Request, service: ServiceDep,
                       principal: PrincipalDep) -> Response:
     _may_change(principal)
     user = await run_in_threadpool(accounts.add_user, service.storage, body.name,
-                                   body.password, body.role)
+                                   body.password, body.role, trail=trail(request, principal))
     _changed(request)
     return _json({"name": user.name, "role": user.role, "disabled": user.disabled}, 201)
 
@@ -102,14 +103,15 @@ async def change_user(name: str, body: UserChange, request: Request, service: Se
                       principal: PrincipalDep) -> Response:
     _may_change(principal)
     storage = service.storage
+    recorded = trail(request, principal)
 
     def apply() -> None:
         if body.password is not None:
-            accounts.set_password(storage, name, body.password)
+            accounts.set_password(storage, name, body.password, trail=recorded)
         if body.role is not None:
-            accounts.set_role(storage, name, body.role)
+            accounts.set_role(storage, name, body.role, trail=recorded)
         if body.disabled is not None:
-            accounts.set_disabled(storage, name, body.disabled)
+            accounts.set_disabled(storage, name, body.disabled, trail=recorded)
 
     await run_in_threadpool(apply)
     _changed(request)
@@ -126,7 +128,8 @@ async def list_groups(service: ServiceDep, principal: PrincipalDep) -> Response:
 async def create_group(body: NewGroup, request: Request, service: ServiceDep,
                        principal: PrincipalDep) -> Response:
     _may_change(principal)
-    await run_in_threadpool(accounts.create_group, service.storage, body.name)
+    await run_in_threadpool(accounts.create_group, service.storage, body.name,
+                            trail=trail(request, principal))
     _changed(request)
     return _json({"name": body.name, "members": []}, 201)
 
@@ -135,7 +138,8 @@ async def create_group(body: NewGroup, request: Request, service: ServiceDep,
 async def delete_group(name: str, request: Request, service: ServiceDep,
                        principal: PrincipalDep) -> Response:
     _may_change(principal)
-    await run_in_threadpool(accounts.delete_group, service.storage, name)
+    await run_in_threadpool(accounts.delete_group, service.storage, name,
+                            trail=trail(request, principal))
     _changed(request)
     return Response(status_code=204)
 
@@ -144,7 +148,8 @@ async def delete_group(name: str, request: Request, service: ServiceDep,
 async def add_member(name: str, user: str, request: Request, service: ServiceDep,
                      principal: PrincipalDep) -> Response:
     _may_change(principal)
-    await run_in_threadpool(accounts.add_member, service.storage, name, user)
+    await run_in_threadpool(accounts.add_member, service.storage, name, user,
+                            trail=trail(request, principal))
     _changed(request)
     return Response(status_code=204)
 
@@ -153,7 +158,8 @@ async def add_member(name: str, user: str, request: Request, service: ServiceDep
 async def remove_member(name: str, user: str, request: Request, service: ServiceDep,
                         principal: PrincipalDep) -> Response:
     _may_change(principal)
-    await run_in_threadpool(accounts.remove_member, service.storage, name, user)
+    await run_in_threadpool(accounts.remove_member, service.storage, name, user,
+                            trail=trail(request, principal))
     _changed(request)
     return Response(status_code=204)
 
@@ -168,7 +174,8 @@ async def list_grants(service: ServiceDep, principal: PrincipalDep) -> Response:
 async def create_grant(body: NewGrant, request: Request, service: ServiceDep,
                        principal: PrincipalDep) -> Response:
     _may_change(principal)
-    made = await run_in_threadpool(accounts.grant, service.storage, body.grantee, body.grant)
+    made = await run_in_threadpool(accounts.grant, service.storage, body.grantee, body.grant,
+                                   trail=trail(request, principal))
     _changed(request)
     who, what = describe(made)
     return _json({"grantee": who, "grant": what}, 201)
@@ -179,6 +186,7 @@ async def delete_grant(request: Request, service: ServiceDep, principal: Princip
                        grantee: Annotated[str, Query(description="user or @group")],
                        grant: Annotated[str, Query(description="role or TYPE,ID")]) -> Response:
     _may_change(principal)
-    await run_in_threadpool(accounts.revoke, service.storage, grantee, grant)
+    await run_in_threadpool(accounts.revoke, service.storage, grantee, grant,
+                            trail=trail(request, principal))
     _changed(request)
     return Response(status_code=204)

@@ -9,7 +9,15 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from trailkeeper import __version__
-from trailkeeper.api import admin_tokens, atlassian, bitbucket, native, ops, search
+from trailkeeper.api import (
+    admin_tokens,
+    atlassian,
+    bitbucket,
+    configuration,
+    native,
+    ops,
+    search,
+)
 from trailkeeper.api.admin_users import router as admin_users_router
 from trailkeeper.api.errors import install_error_handlers
 from trailkeeper.auth.authenticate import Authenticator
@@ -65,7 +73,7 @@ def build_app(service: AuditService, settings: Settings | None = None, *,
     # API tokens: checked per request; rate limits shared by this node's workers.
     api.state.tokens = TokenAuthenticator(
         service.storage, RateLimiter(settings.home / "run" / "ratelimit"))
-    for module in (ops, native, search, atlassian, bitbucket):
+    for module in (ops, native, search, atlassian, configuration, bitbucket):
         api.include_router(module.router)
     api.include_router(admin_users_router)  # users, groups and grants (access control)
     api.include_router(admin_tokens.router)  # API tokens

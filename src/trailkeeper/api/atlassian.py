@@ -17,7 +17,18 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
 from trailkeeper.api.atlassian_query import JSON_LIMIT, EventsRequest, parse_events_request
-from trailkeeper.api.deps import PrincipalDep, ServiceDep
+from trailkeeper.api.deps import PrincipalDep, ServiceDep, actor
+from trailkeeper.auth.audit_events import (
+    EXPORTED,
+    SEARCHED,
+    Actor,
+    Results,
+    counted,
+    covered,
+    exported,
+    query_text,
+    search_performed,
+)
 from trailkeeper.auth.permissions import may_view_objects, scoped
 from trailkeeper.auth.principals import Principal
 from trailkeeper.errors import BadRequestError, PermissionDeniedError
@@ -30,6 +41,9 @@ from trailkeeper.storage.base import RowPage
 router = APIRouter(prefix="/rest/auditing/1.0", tags=["Atlassian-compatible"])
 
 _NOT_ALLOWED = "The user is not allowed to view audit events"
+# The parameters of GET /events: the "Query" recorded of each search is made of these.
+_PARAMETERS = ("from", "to", "offset", "pageCursor", "limit", "userIds", "categories",
+               "actions", "affectedObject", "search", "outputFormat", "scanLimit")
 
 
 class NotAllowedError(PermissionDeniedError):
@@ -49,19 +63,27 @@ def _check_can_view(principal: Principal) -> None:
 async def events(request: Request, service: ServiceDep, principal: PrincipalDep) -> Response:
     """Every parameter of Atlassian's API: ``from``, ``to``, ``offset``, ``pageCursor``,
     ``limit``, ``userIds``, ``categories``, ``actions``, ``affectedObject``, ``search``,
-    ``scanLimit``, ``outputFormat=json|csv``."""
+    ``scanLimit``, ``outputFormat=json|csv``.
+
+    Each search is recorded as "Audit Log search performed" and each CSV export as "Audit
+    Log exported" (when its stream ends), with the query, as Atlassian does."""
     query = parse_events_request(request.query_params, now_ms=now_ms())
     # Delegated view (atlassian-audit.md §3.6): without an unrestricted role the caller must
     # pass affectedObject and administer every object listed; the scope still applies.
     if not await run_in_threadpool(may_view_objects, principal, query.objects,
                                    service.storage):
         raise NotAllowedError(_NOT_ALLOWED)
+    who = actor(request, principal)
+    text = query_text(request.query_params.multi_items(), _PARAMETERS)
     if query.output == "csv":
-        return _csv_response(service, principal, query)
+        return _csv_response(service, principal, query, who, text)
     if query.limit > JSON_LIMIT:
         raise BadRequestError(f"Maximum allowed page size is {JSON_LIMIT}")
     page = await run_in_threadpool(_search, service, principal, query)
-    return Response(_page_json(page, request), media_type="application/json")
+    body = _page_json(page, request)
+    if covered(service.governance.config, SEARCHED):
+        service.audit(search_performed(who, text, Results.of(page.events)))
+    return Response(body, media_type="application/json")
 
 
 def _search(service: AuditService, principal: Principal, query: EventsRequest) -> RowPage:
@@ -85,16 +107,20 @@ def _page_json(page: RowPage, request: Request) -> bytes:
     return b'{"entities":[%s],"pagingInfo":%s}' % (entities, orjson.dumps(paging))
 
 
-def _csv_response(service: AuditService, principal: Principal,
-                  query: EventsRequest) -> Response:
+def _csv_response(service: AuditService, principal: Principal, query: EventsRequest,
+                  who: Actor, text: str) -> Response:
     # CSV uses offset + limit (up to 100,000); pageCursor and scanLimit are ignored, as in
     # Atlassian. Rows are fetched in keyset batches and written as they come.
     where = scoped(principal, query.where())
 
+    def done(results: Results) -> None:
+        if covered(service.governance.config, EXPORTED):
+            service.audit(exported(who, text, "csv", results))
+
     def rows() -> Iterator[bytes]:
         events = itertools.islice(
             service.storage.stream(where, offset=query.offset), query.limit)
-        yield from export(events, "csv")
+        yield from export(counted(events, done), "csv")
 
     stamp = _export_stamp()
     return StreamingResponse(

@@ -10,18 +10,19 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from trailkeeper.api.deps import PrincipalDep, ServiceDep
+from trailkeeper.api.deps import PrincipalDep, ServiceDep, actor
+from trailkeeper.auth.audit_events import SEARCHED, Results, covered, search_performed
 from trailkeeper.auth.permissions import administers, scoped
 from trailkeeper.auth.principals import Principal
 from trailkeeper.errors import NotFoundError, PermissionDeniedError
 from trailkeeper.ingest.service import AuditService
 from trailkeeper.query.ast import HasObject
-from trailkeeper.storage.base import CatalogueObject
+from trailkeeper.storage.base import CatalogueObject, StoredEvent
 
 router = APIRouter(tags=["Bitbucket views"])
 
@@ -59,7 +60,7 @@ def _repository(service: AuditService, project: CatalogueObject,
 
 
 def _page(service: AuditService, principal: Principal, kind: str, object_id: str,
-          start: int, limit: int) -> bytes:
+          start: int, limit: int) -> tuple[bytes, list[StoredEvent]]:
     where = scoped(principal, HasObject(kind, (object_id,)))
     page = service.storage.search(where, limit=limit, offset=start)
     body: dict[str, Any] = {"size": len(page.events), "limit": limit,
@@ -68,7 +69,14 @@ def _page(service: AuditService, principal: Principal, kind: str, object_id: str
         body["nextPageStart"] = start + len(page.events)
     values = b",".join(e.rest_json() for e in page.events)
     head = orjson.dumps(body)[:-1]
-    return head + b',"values":[' + values + b"]}"
+    return head + b',"values":[' + values + b"]}", page.events
+
+
+def _searched(request: Request, service: AuditService, principal: Principal, query: str,
+              rows: list[StoredEvent]) -> None:
+    """Record the view as "Audit Log search performed", as the Atlassian API's searches."""
+    if covered(service.governance.config, SEARCHED):
+        service.audit(search_performed(actor(request, principal), query, Results.of(rows)))
 
 
 def _check(principal: Principal) -> None:
@@ -102,19 +110,23 @@ async def _administered(service: AuditService, principal: Principal, kind: str,
 
 @router.get("/rest/audit/{version}/projects/{project_key}/events",
             summary="Events about a project (Bitbucket paged format)")
-async def project_events(version: str, project_key: str, service: ServiceDep,
-                         principal: PrincipalDep, start: Start = 0, limit: Limit = 25) -> Response:
+async def project_events(version: str, project_key: str, request: Request,
+                         service: ServiceDep, principal: PrincipalDep, start: Start = 0,
+                         limit: Limit = 25) -> Response:
     project = await _known_project(version, project_key, service, principal)
     assert project.id is not None
     await _administered(service, principal, "PROJECT", project.id)
-    body = await run_in_threadpool(_page, service, principal, "PROJECT", project.id, start, limit)
+    body, rows = await run_in_threadpool(_page, service, principal, "PROJECT", project.id,
+                                         start, limit)
+    _searched(request, service, principal,
+              f"project={project_key}&start={start}&limit={limit}", rows)
     return Response(body, media_type="application/json")
 
 
 @router.get("/rest/audit/{version}/projects/{project_key}/repos/{slug}/events",
             summary="Events about a repository (Bitbucket paged format)")
-async def repository_events(version: str, project_key: str, slug: str, service: ServiceDep,
-                            principal: PrincipalDep, start: Start = 0,
+async def repository_events(version: str, project_key: str, slug: str, request: Request,
+                            service: ServiceDep, principal: PrincipalDep, start: Start = 0,
                             limit: Limit = 25) -> Response:
     project = await _known_project(version, project_key, service, principal)
     repo = await run_in_threadpool(_repository, service, project, slug)
@@ -122,8 +134,10 @@ async def repository_events(version: str, project_key: str, slug: str, service: 
         raise _NoSuchObject(f"Repository {project_key}/{slug} does not exist.",
                             "repository.NoSuchRepositoryException")
     await _administered(service, principal, "REPOSITORY", repo.id)
-    body = await run_in_threadpool(_page, service, principal, "REPOSITORY", repo.id, start,
-                                   limit)
+    body, rows = await run_in_threadpool(_page, service, principal, "REPOSITORY", repo.id,
+                                         start, limit)
+    _searched(request, service, principal,
+              f"project={project_key}&repository={slug}&start={start}&limit={limit}", rows)
     return Response(body, media_type="application/json")
 
 

@@ -10,8 +10,10 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 
+from trailkeeper.api.deps import record_denial
 from trailkeeper.errors import (
     AuthenticationError,
+    PermissionDeniedError,
     RateLimitedError,
     TrailkeeperError,
     UnavailableError,
@@ -40,6 +42,8 @@ def install_error_handlers(app: FastAPI) -> None:
                        'Basic realm="Trailkeeper", charset="UTF-8"'}
         elif isinstance(exc, UnavailableError | RateLimitedError):
             headers = {"Retry-After": str(exc.retry_after)}
+        elif isinstance(exc, PermissionDeniedError):
+            record_denial(request, exc)  # audited, when a route refused its caller
         if exc.http_status >= 500:
             log.error("%s %s failed: %s", request.method, request.url.path, exc.message)
         return error_response(exc.http_status, exc.to_json(), headers)

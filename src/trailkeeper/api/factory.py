@@ -3,7 +3,9 @@
 `trailkeeper serve` writes its settings to ``TRAILKEEPER_*`` variables and hands uvicorn the
 import string of `create_app`; with ``--workers N`` each worker process calls it and owns its
 own `AuditService` (stores serialise the writers: SQLite's lock, PostgreSQL's advisory lock).
-The lifespan closes the service when the worker stops, so its queue is drained.
+The lifespan starts the node's background jobs (audit log files, retention; see
+`trailkeeper.node`) and, when the worker stops, drains the service's queue, stops the jobs
+and closes the service.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from trailkeeper.applog import setup_logging
 from trailkeeper.config import Settings, default_home
 from trailkeeper.ingest.service import AuditService
 from trailkeeper.metrics import Metrics, release_process
+from trailkeeper.node import NodeJobs
 
 log = logging.getLogger("trailkeeper.serve")
 
@@ -43,14 +46,18 @@ def create_app() -> Any:
     # default collector thresholds made the cycle collector run thousands of times a second.
     gc.set_threshold(100_000, 50, 100)
     service = AuditService.open(settings.db_url, metrics=Metrics())
+    jobs = NodeJobs(service, settings.home)
 
     @asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
+        jobs.start()
         try:
             yield
         finally:
             log.info("worker stopping: writing queued events")
-            service.close()  # drains the in-process queue
+            service.flush(30)  # the in-process queue first, so the files get its events
+            jobs.stop()
+            service.close()
             release_process()
 
     app = build_app(service, settings, lifespan=lifespan)

@@ -13,11 +13,22 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 import orjson
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
-from trailkeeper.api.deps import PrincipalDep, ServiceDep
+from trailkeeper.api.deps import PrincipalDep, ServiceDep, actor
+from trailkeeper.auth.audit_events import (
+    EXPORTED,
+    SEARCHED,
+    Actor,
+    Results,
+    counted,
+    covered,
+    exported,
+    query_text,
+    search_performed,
+)
 from trailkeeper.auth.permissions import read_scope, scoped
 from trailkeeper.errors import BadRequestError
 from trailkeeper.export.formats import EXTENSIONS, MEDIA_TYPES, ExportOptions, export
@@ -33,10 +44,14 @@ MAX_PAGE = 10_000
 # Values may hold markup; a browser must never guess a type that would run it.
 _NO_SNIFF = {"X-Content-Type-Options": "nosniff"}
 FormatName = Literal["json", "ndjson", "csv", "xml", "text"]
+# The parameters of GET /events: the "Query" recorded of each search is made of these.
+_PARAMETERS = ("q", "from", "to", "tz", "category", "author", "limit", "offset", "cursor",
+               "sort", "fields", "format", "count", "bare")
 
 
 @router.get("/events", summary="Search events; page as JSON or stream an export")
 async def search_events(
+    request: Request,
     service: ServiceDep,
     principal: PrincipalDep,
     q: Annotated[str | None, Query(description="query language, e.g. action:\"Repository "
@@ -57,21 +72,32 @@ async def search_events(
     count: Annotated[bool, Query(description="include the total number of matches")] = False,
     bare: Annotated[bool, Query(description="no header, count or enclosing element")] = False,
 ) -> Response:
+    """A JSON page is recorded as "Audit Log search performed", any other format as "Audit
+    Log exported" when its stream ends, with the query and the number of events."""
     search = build_search(q, since=from_, until=to, tz=tz, sort=sort, fields=fields,
                           categories=category or (), authors=author or ())
     search = Search(scoped(principal, search.where), search.order, search.fields)
     position = _cursor(cursor, search)
     storage = service.storage
+    who: Actor = actor(request, principal)
+    text = query_text(request.query_params.multi_items(), _PARAMETERS)
     if format == "json":
         size = limit or 200
         if size > MAX_PAGE:
             raise BadRequestError(f"Parameter 'limit': at most {MAX_PAGE} per page; use "
                                   "format=ndjson to export more")
-        body = await run_in_threadpool(_json_page, storage, search, size, offset, position,
-                                       count)
+        body, page = await run_in_threadpool(_json_page, storage, search, size, offset,
+                                             position, count)
+        if covered(service.governance.config, SEARCHED):
+            service.audit(search_performed(who, text, Results.of(page.events)))
         return Response(body, media_type="application/json", headers=_NO_SNIFF)
     total = await run_in_threadpool(storage.count, search.where) if count else None
-    rows = _rows(storage, search, offset, limit, position)
+
+    def done(results: Results) -> None:
+        if covered(service.governance.config, EXPORTED):
+            service.audit(exported(who, text, format, results))
+
+    rows = counted(_rows(storage, search, offset, limit, position), done)
     options = ExportOptions(fields=search.fields, bare=bare, total=total, offset=offset)
     name = f"audit-log-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.{EXTENSIONS[format]}"
     return StreamingResponse(
@@ -92,7 +118,7 @@ def _cursor(text: str | None, search: Search) -> Cursor | None:
 
 
 def _json_page(storage: Storage, search: Search, limit: int, offset: int,
-               cursor: Cursor | None, count: bool) -> bytes:
+               cursor: Cursor | None, count: bool) -> tuple[bytes, RowPage]:
     page: RowPage = storage.search(search.where, limit=limit, offset=offset, cursor=cursor,
                                    order=search.order)
     if search.fields is None:
@@ -107,7 +133,7 @@ def _json_page(storage: Storage, search: Search, limit: int, offset: int,
     elif page.more:  # sorted pages continue by offset
         extra["next_offset"] = offset + len(page.events)
     tail = orjson.dumps(extra)[1:-1]
-    return b'{"events":[%s]%s%s}' % (entities, b"," if tail else b"", tail)
+    return b'{"events":[%s]%s%s}' % (entities, b"," if tail else b"", tail), page
 
 
 def _projected(event: StoredEvent, fields: tuple[Field, ...]) -> dict[str, str]:

@@ -17,6 +17,7 @@ import secrets
 import threading
 import time
 
+from trailkeeper.auth.audit_events import PASSWORD, Attempt, Reason
 from trailkeeper.auth.grants import principal_for
 from trailkeeper.auth.passwords import hash_password, verify_password
 from trailkeeper.auth.principals import Principal
@@ -34,15 +35,24 @@ class Authenticator:
         self._cache: dict[bytes, tuple[Principal, float]] = {}
         self._lock = threading.Lock()
 
-    def authenticate(self, authorization: str | None) -> Principal:
-        """The principal of an ``Authorization`` header, or `AuthenticationError`."""
+    def authenticate(self, authorization: str | None,
+                     attempt: Attempt | None = None) -> Principal:
+        """The principal of an ``Authorization`` header, or `AuthenticationError`;
+        ``attempt`` learns who tried and why they were refused (for the audit event)."""
+        attempt = attempt if attempt is not None else Attempt()
         if not authorization:
             raise AuthenticationError("Authentication required (HTTP Basic)")
         scheme, _, credentials = authorization.partition(" ")
         if scheme.lower() != "basic":
+            attempt.refused(Reason.UNSUPPORTED_SCHEME)
             raise AuthenticationError(f"Unsupported authentication scheme {scheme[:20]!r}; "
                                       "use HTTP Basic")
-        name, password = _decode_basic(credentials.strip())
+        try:
+            name, password = _decode_basic(credentials.strip())
+        except AuthenticationError:
+            attempt.refused(Reason.MALFORMED)
+            raise
+        attempt.tried(PASSWORD, name)
         key = hmac.digest(self._key, name.encode() + b"\0" + password.encode(), hashlib.sha256)
         now = time.monotonic()
         with self._lock:
@@ -53,7 +63,11 @@ class Authenticator:
         # An unknown name costs the same hashing as a wrong password, so response times do
         # not tell which user names exist.
         stored_hash = user.password_hash if user is not None else _decoy_hash()
-        if not verify_password(stored_hash, password) or user is None or user.disabled:
+        matches = verify_password(stored_hash, password)
+        if user is None or not matches or user.disabled:
+            attempt.refused(Reason.NO_SUCH_USER if user is None else
+                            Reason.WRONG_PASSWORD if not matches else Reason.USER_DISABLED,
+                            known=user is not None)
             raise AuthenticationError("Invalid user name or password")
         # Effective role and delegations (own and groups' grants), resolved once per cache
         # lifetime: grant changes reach this node at once (forget) and others within a minute.

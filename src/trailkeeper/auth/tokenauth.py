@@ -13,6 +13,8 @@ per token.
 
 Basic credentials whose password is not a token go to the password `Authenticator`; so does a
 Basic password that looks like a token but is not a valid one (it is logged as passed on).
+Every refusal also tells the request's `Attempt` why (the token's id and owner, never its
+text), from which `api.deps` records the audit event.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import time
 from collections.abc import Callable
 
 from trailkeeper.auth import authlog, tokens
+from trailkeeper.auth.audit_events import API_TOKEN, Attempt, Reason
 from trailkeeper.auth.authlog import RequestInfo
 from trailkeeper.auth.grants import access_of
 from trailkeeper.auth.principals import Principal, Scope
@@ -84,28 +87,37 @@ class TokenAuthenticator:
         self._grant_cache: dict[str, tuple[list[Grant], float]] = {}
         self._lock = threading.Lock()
 
-    def authenticate(self, authorization: str | None, info: RequestInfo) -> Principal | None:
+    def authenticate(self, authorization: str | None, info: RequestInfo,
+                     attempt: Attempt | None = None) -> Principal | None:
         """The principal of a token credential; None when the header carries none (or a
-        Basic password that is no valid token: the password check decides)."""
+        Basic password that is no valid token: the password check decides). ``attempt``
+        learns the token's id and owner and why it was refused (for the audit event)."""
         if not authorization:
             return None
+        attempt = attempt if attempt is not None else Attempt()
         scheme, _, credentials = authorization.partition(" ")
         scheme = scheme.lower()
         if scheme == "bearer":
-            return self._bearer(credentials.strip(), info)
+            return self._bearer(credentials.strip(), info, attempt)
         if scheme == "basic":
-            return self._basic(credentials.strip(), info)
+            return self._basic(credentials.strip(), info, attempt)
         return None
 
-    def _bearer(self, text: str, info: RequestInfo) -> Principal:
+    def _bearer(self, text: str, info: RequestInfo, attempt: Attempt) -> Principal:
         parsed = tokens.parse(text)
         found = self._storage.get_token_and_owner(parsed[0]) if parsed else None
-        if parsed is None or found is None or not self._valid(found[0], parsed[1]):
+        attempt.tried(API_TOKEN, found[0].user if found else None,
+                      parsed[0] if parsed else None)
+        reason = self._refusal(parsed, found)
+        if reason is not None:
+            attempt.refused(reason, known=bool(found and found[1]))
             authlog.invalid_bearer(info, found[0].user if found else "(unknown)")
             raise AuthenticationError("Invalid, expired or revoked API token")
-        return self._admit(*found, info)
+        assert found is not None
+        return self._admit(*found, info, attempt)
 
-    def _basic(self, credentials: str, info: RequestInfo) -> Principal | None:
+    def _basic(self, credentials: str, info: RequestInfo,
+               attempt: Attempt) -> Principal | None:
         try:
             decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
@@ -115,23 +127,46 @@ class TokenAuthenticator:
             return None
         parsed = tokens.parse(password)
         found = self._storage.get_token_and_owner(parsed[0]) if parsed else None
-        if parsed is None or found is None or found[0].user != name \
-                or not self._valid(found[0], parsed[1]):
+        attempt.tried(API_TOKEN, name, parsed[0] if parsed else None)
+        reason = self._refusal(parsed, found)
+        if reason is None and found is not None and found[0].user != name:
+            reason = Reason.OTHER_USERS_TOKEN
+        if reason is not None:
+            # The password check decides; if it refuses too, the token's reason is the
+            # telling one. Whether the named user exists is for that check to find out.
+            attempt.refused(reason)
             authlog.passed_on(info, name)
             return None
-        return self._admit(*found, info)
+        assert found is not None
+        return self._admit(*found, info, attempt)
 
-    def _valid(self, record: TokenRecord, secret: str) -> bool:
-        if not tokens.secret_matches(record, secret) or record.revoked_ms is not None:
-            return False
-        return record.expires_ms is None or record.expires_ms > self._clock() * 1000
+    def _refusal(self, parsed: tuple[str, str] | None,
+                 found: tuple[TokenRecord, UserRecord | None] | None) -> Reason | None:
+        """Why a presented token is not valid (None: it is). Revocation and expiry are
+        told apart only once the secret matched."""
+        if parsed is None:
+            return Reason.MALFORMED_TOKEN
+        if found is None:
+            return Reason.NO_SUCH_TOKEN
+        record = found[0]
+        if not tokens.secret_matches(record, parsed[1]):
+            return Reason.WRONG_SECRET
+        if record.revoked_ms is not None:
+            return Reason.TOKEN_REVOKED
+        if record.expires_ms is not None and record.expires_ms <= self._clock() * 1000:
+            return Reason.TOKEN_EXPIRED
+        return None
 
     def _admit(self, record: TokenRecord, user: UserRecord | None,
-               info: RequestInfo) -> Principal:
+               info: RequestInfo, attempt: Attempt) -> Principal:
         if user is None or user.disabled:
+            attempt.refused(Reason.OWNER_DISABLED if user else Reason.NO_SUCH_USER,
+                            known=user is not None)
             authlog.invalid_bearer(info, record.user)
             raise AuthenticationError("Invalid, expired or revoked API token")
+        attempt.known = True
         if record.allow_ips and not _allowed(info.client, record.allow_ips):
+            attempt.refused(Reason.IP_NOT_ALLOWED)
             authlog.ip_refused(info, record.user)
             raise PermissionDeniedError(
                 f"This token may not be used from IP address {info.client}")
@@ -140,6 +175,7 @@ class TokenAuthenticator:
             wait = self._limiter.acquire(record.id, record.rate_requests,
                                          record.rate_minutes * 60.0, now)
             if wait is not None:
+                attempt.refused(Reason.RATE_LIMITED)
                 authlog.rate_limited(info, record.user, record.rate_requests,
                                      record.rate_minutes)
                 raise RateLimitedError(

@@ -25,6 +25,8 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from trailkeeper.auth import audit_events
+from trailkeeper.auth.audit_events import Trail
 from trailkeeper.auth.grants import principal_for
 from trailkeeper.auth.principals import Principal, Role, Scope
 from trailkeeper.errors import BadRequestError, NotFoundError, PermissionDeniedError
@@ -162,10 +164,12 @@ class TokenSpec:
 
 
 def issue(storage: Storage, spec: TokenSpec, *, created_by: str, now_ms: int,
-          actor: Principal | None = None) -> tuple[str, TokenRecord]:
+          actor: Principal | None = None, trail: Trail | None = None
+          ) -> tuple[str, TokenRecord]:
     """Create and store a token; return its text (to show once) and its record.
 
-    ``actor`` is the API caller (None for the CLI, which has the store owner's authority).
+    ``actor`` is the API caller (None for the CLI, which has the store owner's authority);
+    ``trail`` records "API token created" (with the token's id and settings, never its text).
     """
     if actor is not None and not may_manage_tokens_of(actor, spec.user):
         raise PermissionDeniedError("Only a sysadmin may create tokens for other users")
@@ -193,7 +197,29 @@ def issue(storage: Storage, spec: TokenSpec, *, created_by: str, now_ms: int,
         rate_requests=spec.rate[0] if spec.rate else None,
         rate_minutes=spec.rate[1] if spec.rate else None)
     storage.put_token(record)
+    if trail is not None:
+        trail.add(audit_events.token_created(trail.actor, record))
     return text, record
+
+
+def revoke(storage: Storage, token_id: str, *, now_ms: int, actor: Principal | None = None,
+           trail: Trail | None = None) -> tuple[TokenRecord, bool]:
+    """Revoke a token (the row is kept); return its record and whether it was active until
+    now (only then is "API token revoked" recorded). An API caller who may not manage the
+    owner's tokens gets the answer of an unknown id: others' token ids are not disclosed."""
+    record = storage.get_token(token_id)
+    if record is None:
+        raise NotFoundError(f"No token {token_id!r}")
+    if actor is not None and not may_manage_tokens_of(actor, record.user):
+        raise NotFoundError(f"No token {token_id!r}") from PermissionDeniedError(token_id)
+    if record.revoked_ms is not None:
+        return record, False
+    storage.revoke_token(token_id, now_ms)
+    revoked = storage.get_token(token_id)
+    assert revoked is not None
+    if trail is not None:
+        trail.add(audit_events.token_revoked(trail.actor, revoked))
+    return revoked, True
 
 
 def status(record: TokenRecord, now_ms: int) -> str:

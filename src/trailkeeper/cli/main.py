@@ -7,6 +7,8 @@ import sys
 import click
 
 from trailkeeper import __version__
+from trailkeeper.cli.config import config
+from trailkeeper.cli.retention import retention
 from trailkeeper.cli.search import search
 from trailkeeper.cli.serve import serve
 from trailkeeper.cli.tokens import token
@@ -26,6 +28,8 @@ cli.add_command(search)
 cli.add_command(import_)
 cli.add_command(tail)
 cli.add_command(token)  # API tokens
+cli.add_command(retention)  # database retention
+cli.add_command(config)  # coverage, policy, denylist, redaction, retention settings
 
 # Users, groups and grants (access control).
 for _command in USER_COMMANDS:

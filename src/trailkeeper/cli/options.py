@@ -1,14 +1,19 @@
-"""Options shared by commands that open a store."""
+"""Options shared by commands that open a store, and who the commands act as."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import getpass
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
+from trailkeeper.auth.audit_events import CLI, Actor, Trail
 from trailkeeper.config import default_db_url, default_home
+from trailkeeper.ingest.service import AuditService
+from trailkeeper.model.event import AuditAuthor
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -37,3 +42,32 @@ def existing_store(db_url: str) -> str:
         if not path.exists():
             raise click.UsageError(f"no store at {path} (give --db or --home)")
     return db_url
+
+
+def operator() -> AuditAuthor:
+    """Who ran the command (the operating-system user): the author of what it records."""
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):
+        name = "unknown"
+    return AuditAuthor(id=f"os:{name}", name=name, type="os-user")
+
+
+def operator_actor() -> Actor:
+    return Actor(operator(), None, CLI)
+
+
+@contextlib.contextmanager
+def open_service(home: Path | None, db_url: str | None, *,
+                 create: bool = False) -> Iterator[AuditService]:
+    """The store of ``--home``/``--db`` as an `AuditService`, so the command can record what
+    it does; closing it writes whatever was queued."""
+    _, url = resolve_store(home, db_url)
+    with AuditService.open(url if create else existing_store(url)) as service:
+        yield service
+
+
+def trail(service: AuditService) -> Trail:
+    """Where a command's management changes are recorded: durably, as the operator."""
+    actor = operator_actor()
+    return Trail(actor, lambda event: service.submit([event], author=actor.author))

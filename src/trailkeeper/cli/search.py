@@ -141,7 +141,8 @@ def search(hostname: str | None, port: int | None, domain: str | None, user: str
             query=" ".join(query), format=fmt.lower(),
             categories=tuple(_resolve_classes(source, _comma_list(classes))),
             authors=tuple(authors), fields=",".join(_comma_list(fields)) or None, sort=sort,
-            offset=offset, limit=count, bare=bare, tz=tz, since=since, until=until)
+            offset=offset, limit=count, bare=bare, tz=tz, since=since, until=until,
+            to_file=output is not None)
         _write(source, request, output, encoding, progress)
     finally:
         source.close()

@@ -3,7 +3,9 @@
 Both offer the same three things — the class list, the fields of classes, and an export
 stream — so the command itself does not care which it talks to. A server is asked through
 the native API (``/api/v1/events``, ``/api/v1/classes``), which applies the caller's
-permission scope; a local store is read with the file owner's rights (all events).
+permission scope and records the search; a local store is read with the file owner's rights
+(all events), and the search is recorded in it ("Audit Log search performed", or "Audit Log
+exported" with ``-o FILE``) as the operating-system user.
 """
 
 from __future__ import annotations
@@ -17,6 +19,16 @@ from typing import Any, Protocol
 import httpx
 import orjson
 
+from trailkeeper.auth.audit_events import (
+    EXPORTED,
+    SEARCHED,
+    Results,
+    counted,
+    covered,
+    exported,
+    search_performed,
+)
+from trailkeeper.cli.options import operator_actor
 from trailkeeper.errors import (
     AuthenticationError,
     BadRequestError,
@@ -26,9 +38,9 @@ from trailkeeper.errors import (
     UnavailableError,
 )
 from trailkeeper.export.formats import ExportOptions, export
+from trailkeeper.ingest.service import AuditService
 from trailkeeper.query.classes import audit_classes, class_fields, standard_fields
 from trailkeeper.query.request import build_search
-from trailkeeper.storage import open_storage
 from trailkeeper.storage.base import Storage
 
 
@@ -48,6 +60,17 @@ class ExportRequest:
     tz: str | None = None
     since: str | None = None
     until: str | None = None
+    to_file: bool = False  # -o FILE: an export (else a search shown on the terminal)
+
+    def describe(self) -> str:
+        """The query as the record of the search names it (bfauditlog's options)."""
+        parts = [("query", self.query), ("class", ",".join(self.categories)),
+                 ("user", ",".join(self.authors)), ("fields", self.fields or ""),
+                 ("sort", self.sort or ""), ("from", self.since or ""),
+                 ("to", self.until or ""), ("tz", self.tz or ""),
+                 ("offset", str(self.offset) if self.offset else ""),
+                 ("limit", "" if self.limit is None else str(self.limit))]
+        return "&".join(f"{name}={value}" for name, value in parts if value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,10 +94,11 @@ class Source(Protocol):
 
 
 class LocalSource:
-    """A store on this machine, read directly."""
+    """A store on this machine, read directly; each export is recorded in it."""
 
     def __init__(self, db_url: str) -> None:
-        self.storage: Storage = open_storage(db_url)
+        self.service = AuditService.open(db_url)
+        self.storage: Storage = self.service.storage
 
     def classes(self) -> list[ClassInfo]:
         return [ClassInfo(c.name, True) for c in audit_classes(self.storage)]
@@ -99,10 +123,19 @@ class LocalSource:
             rows = itertools.islice(rows, request.limit)
         options = ExportOptions(fields=search.fields, bare=request.bare, total=total,
                                 offset=request.offset)
-        return export(rows, request.format, options)  # type: ignore[arg-type]
+        return export(counted(rows, lambda results: self._record(request, results)),
+                      request.format, options)  # type: ignore[arg-type]
+
+    def _record(self, request: ExportRequest, results: Results) -> None:
+        config = self.service.governance.config
+        if request.to_file and covered(config, EXPORTED):
+            self.service.audit(exported(operator_actor(), request.describe(), request.format,
+                                        results))
+        elif not request.to_file and covered(config, SEARCHED):
+            self.service.audit(search_performed(operator_actor(), request.describe(), results))
 
     def close(self) -> None:
-        self.storage.close()
+        self.service.close()  # writes the record of the search
 
 
 class RemoteSource:

@@ -3,13 +3,12 @@
 ``create`` prints the token text alone on standard output, once (details go to standard
 error), so ``TOKEN=$(trailkeeper token create ...)`` captures exactly the token; it is not
 stored and cannot be shown again. The command has the store owner's authority but applies
-the API's rule on scopes: ``admin`` only for a ``sysadmin``'s token.
+the API's rule on scopes: ``admin`` only for a ``sysadmin``'s token. Creation and revocation
+are recorded as events authored by the operating-system user who ran the command.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -17,22 +16,10 @@ import orjson
 
 from trailkeeper.api.admin_tokens import token_json
 from trailkeeper.auth import tokens
-from trailkeeper.cli.options import existing_store, resolve_store, store_options
-from trailkeeper.errors import NotFoundError
+from trailkeeper.cli.options import open_service, store_options, trail
 from trailkeeper.model.timestamps import now_ms
-from trailkeeper.storage import open_storage
-from trailkeeper.storage.base import Storage
 
 _SCOPES = click.Choice(["ingest", "read", "admin"], case_sensitive=False)
-
-
-@contextlib.contextmanager
-def _store(home: Path | None, db_url: str | None) -> Iterator[Storage]:
-    storage = open_storage(existing_store(resolve_store(home, db_url)[1]))
-    try:
-        yield storage
-    finally:
-        storage.close()
 
 
 @click.group()
@@ -61,8 +48,9 @@ def token_create(user_name: str, scopes: tuple[str, ...], expires: str,
         expires_in_s=tokens.parse_duration(expires),
         allow_ips=tokens.parse_networks(allow_ips),
         rate=tokens.parse_rate(rate) if rate else None, description=description)
-    with _store(home, db_url) as storage:
-        text, record = tokens.issue(storage, spec, created_by="(cli)", now_ms=now_ms())
+    with open_service(home, db_url) as service:
+        text, record = tokens.issue(service.storage, spec, created_by="(cli)",
+                                    now_ms=now_ms(), trail=trail(service))
     shown = token_json(record, record.created_ms)
     click.echo(f"Created token {record.id} for {record.user} (scopes {' '.join(record.scopes)}"
                f", expires {shown['expires'] or 'never'}). It is shown only now:", err=True)
@@ -76,8 +64,8 @@ def token_create(user_name: str, scopes: tuple[str, ...], expires: str,
 def token_list(user_name: str | None, as_json: bool, home: Path | None,
                db_url: str | None) -> None:
     """List tokens (never their text)."""
-    with _store(home, db_url) as storage:
-        found = storage.list_tokens(user_name)
+    with open_service(home, db_url) as service:
+        found = service.storage.list_tokens(user_name)
     now = now_ms()
     rows = [token_json(r, now) for r in found]
     if as_json:
@@ -105,12 +93,10 @@ def _cell(value: object) -> str:
 @store_options
 def token_revoke(token_id: str, home: Path | None, db_url: str | None) -> None:
     """Revoke token TOKEN_ID (refused from the next request on; the record is kept)."""
-    with _store(home, db_url) as storage:
-        record = storage.get_token(token_id)
-        if record is None:
-            raise NotFoundError(f"No token {token_id!r}")
-        if record.revoked_ms is not None:
-            click.echo(f"Token {token_id} was already revoked", err=True)
-            return
-        storage.revoke_token(token_id, now_ms())
+    with open_service(home, db_url) as service:
+        record, revoked = tokens.revoke(service.storage, token_id, now_ms=now_ms(),
+                                        trail=trail(service))
+    if not revoked:
+        click.echo(f"Token {token_id} was already revoked", err=True)
+        return
     click.echo(f"Revoked token {token_id} of {record.user}", err=True)

@@ -1,15 +1,15 @@
 """``trailkeeper user|group|grant|revoke|grants``: principals in the store.
 
 They work on the store directly (``--db``/``--home``), as an operator on the server would;
-every node reads the same tables. Passwords never go on the command line: ``--password-stdin``
-reads one line from standard input, otherwise the command prompts (twice, hidden).
+every node reads the same tables. Each change is recorded as an event authored by the
+operating-system user who ran the command. Passwords never go on the command line:
+``--password-stdin`` reads one line from standard input, otherwise the command prompts
+(twice, hidden).
 """
 
 from __future__ import annotations
 
-import contextlib
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -17,21 +17,9 @@ import orjson
 
 from trailkeeper.auth import accounts
 from trailkeeper.auth.grants import describe
-from trailkeeper.cli.options import existing_store, resolve_store, store_options
-from trailkeeper.storage import open_storage
-from trailkeeper.storage.base import Storage
+from trailkeeper.cli.options import open_service, store_options, trail
 
 _ROLES = click.Choice(["sysadmin", "admin", "auditor", "user"], case_sensitive=False)
-
-
-@contextlib.contextmanager
-def _store(home: Path | None, db_url: str | None, *, create: bool = False) -> Iterator[Storage]:
-    _, url = resolve_store(home, db_url)
-    storage = open_storage(url if create else existing_store(url))
-    try:
-        yield storage
-    finally:
-        storage.close()
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -59,8 +47,8 @@ def user_add(name: str, role: str, password_stdin: bool, home: Path | None,
              db_url: str | None) -> None:
     """Create user NAME."""
     password = _read_password(password_stdin)
-    with _store(home, db_url, create=True) as storage:
-        accounts.add_user(storage, name, password, role)
+    with open_service(home, db_url, create=True) as service:
+        accounts.add_user(service.storage, name, password, role, trail=trail(service))
     click.echo(f"created user {name} ({role.lower()})")
 
 
@@ -71,8 +59,8 @@ def user_add(name: str, role: str, password_stdin: bool, home: Path | None,
 def user_passwd(name: str, password_stdin: bool, home: Path | None, db_url: str | None) -> None:
     """Set the password of user NAME."""
     password = _read_password(password_stdin)
-    with _store(home, db_url) as storage:
-        accounts.set_password(storage, name, password)
+    with open_service(home, db_url) as service:
+        accounts.set_password(service.storage, name, password, trail=trail(service))
     click.echo(f"password of {name} changed")
 
 
@@ -82,8 +70,8 @@ def user_passwd(name: str, password_stdin: bool, home: Path | None, db_url: str 
 @store_options
 def user_disable(name: str, enable: bool, home: Path | None, db_url: str | None) -> None:
     """Disable (or with --enable, re-enable) user NAME."""
-    with _store(home, db_url) as storage:
-        accounts.set_disabled(storage, name, not enable)
+    with open_service(home, db_url) as service:
+        accounts.set_disabled(service.storage, name, not enable, trail=trail(service))
     click.echo(f"user {name} {'enabled' if enable else 'disabled'}")
 
 
@@ -92,8 +80,8 @@ def user_disable(name: str, enable: bool, home: Path | None, db_url: str | None)
 @store_options
 def user_list(as_json: bool, home: Path | None, db_url: str | None) -> None:
     """List users with their own role (see `grants` for roles from groups)."""
-    with _store(home, db_url) as storage:
-        users = storage.list_users()
+    with open_service(home, db_url) as service:
+        users = service.storage.list_users()
     rows = [{"name": u.name, "role": u.role, "disabled": u.disabled} for u in users]
     if as_json:
         click.echo(orjson.dumps(rows).decode())
@@ -113,8 +101,8 @@ def group() -> None:
 @store_options
 def group_create(name: str, home: Path | None, db_url: str | None) -> None:
     """Create group NAME."""
-    with _store(home, db_url, create=True) as storage:
-        accounts.create_group(storage, name)
+    with open_service(home, db_url, create=True) as service:
+        accounts.create_group(service.storage, name, trail=trail(service))
     click.echo(f"created group {name}")
 
 
@@ -123,8 +111,8 @@ def group_create(name: str, home: Path | None, db_url: str | None) -> None:
 @store_options
 def group_delete(name: str, home: Path | None, db_url: str | None) -> None:
     """Delete group NAME with its memberships and grants."""
-    with _store(home, db_url) as storage:
-        accounts.delete_group(storage, name)
+    with open_service(home, db_url) as service:
+        accounts.delete_group(service.storage, name, trail=trail(service))
     click.echo(f"deleted group {name}")
 
 
@@ -134,9 +122,9 @@ def group_delete(name: str, home: Path | None, db_url: str | None) -> None:
 @store_options
 def group_add(name: str, users: tuple[str, ...], home: Path | None, db_url: str | None) -> None:
     """Add USERS to group NAME."""
-    with _store(home, db_url) as storage:
+    with open_service(home, db_url) as service:
         for member in users:
-            accounts.add_member(storage, name, member)
+            accounts.add_member(service.storage, name, member, trail=trail(service))
     click.echo(f"added {', '.join(users)} to {name}")
 
 
@@ -147,9 +135,9 @@ def group_add(name: str, users: tuple[str, ...], home: Path | None, db_url: str 
 def group_remove(name: str, users: tuple[str, ...], home: Path | None,
                  db_url: str | None) -> None:
     """Remove USERS from group NAME."""
-    with _store(home, db_url) as storage:
+    with open_service(home, db_url) as service:
         for member in users:
-            accounts.remove_member(storage, name, member)
+            accounts.remove_member(service.storage, name, member, trail=trail(service))
     click.echo(f"removed {', '.join(users)} from {name}")
 
 
@@ -158,8 +146,8 @@ def group_remove(name: str, users: tuple[str, ...], home: Path | None,
 @store_options
 def group_list(as_json: bool, home: Path | None, db_url: str | None) -> None:
     """List groups and their members."""
-    with _store(home, db_url) as storage:
-        groups = storage.list_groups()
+    with open_service(home, db_url) as service:
+        groups = service.storage.list_groups()
     if as_json:
         click.echo(orjson.dumps([{"name": g.name, "members": list(g.members)}
                                  for g in groups]).decode())
@@ -175,8 +163,9 @@ def group_list(as_json: bool, home: Path | None, db_url: str | None) -> None:
 def grant(grantee: str, target: str, home: Path | None, db_url: str | None) -> None:
     """Give a role (sysadmin, admin, auditor) or the administration of an object
     (PROJECT,12 or REPOSITORY,7) to a user or, as @NAME, a group."""
-    with _store(home, db_url) as storage:
-        who, what = describe(accounts.grant(storage, grantee, target))
+    with open_service(home, db_url) as service:
+        who, what = describe(accounts.grant(service.storage, grantee, target,
+                                            trail=trail(service)))
     click.echo(f"granted {what} to {who}")
 
 
@@ -186,8 +175,9 @@ def grant(grantee: str, target: str, home: Path | None, db_url: str | None) -> N
 @store_options
 def revoke(grantee: str, target: str, home: Path | None, db_url: str | None) -> None:
     """Take back a grant."""
-    with _store(home, db_url) as storage:
-        who, what = describe(accounts.revoke(storage, grantee, target))
+    with open_service(home, db_url) as service:
+        who, what = describe(accounts.revoke(service.storage, grantee, target,
+                                             trail=trail(service)))
     click.echo(f"revoked {what} from {who}")
 
 
@@ -196,8 +186,8 @@ def revoke(grantee: str, target: str, home: Path | None, db_url: str | None) -> 
 @store_options
 def grants(as_json: bool, home: Path | None, db_url: str | None) -> None:
     """List every grant."""
-    with _store(home, db_url) as storage:
-        found = [describe(g) for g in storage.list_grants()]
+    with open_service(home, db_url) as service:
+        found = [describe(g) for g in service.storage.list_grants()]
     if as_json:
         click.echo(orjson.dumps([{"grantee": w, "grant": t} for w, t in found]).decode())
         return

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from trailkeeper.errors import ConflictError
+from trailkeeper.governance.live import LiveGovernance
 from trailkeeper.ingest.writer import Overflow, Writer
 from trailkeeper.metrics import Metrics
 from trailkeeper.model.event import AuditAuthor, AuditEvent
@@ -58,8 +59,10 @@ class AuditService:
         self._close_storage = close_storage
         self.metrics = metrics or Metrics()
         self._clock = clock
+        self.governance = LiveGovernance(storage)
+        self.governance.start()
         self._writer = Writer(storage, self.metrics, capacity=queue_size, overflow=overflow,
-                              clock=clock)
+                              clock=clock, screen=self._screen_one)
         self._closed = False
         atexit.register(self._close_at_exit)
 
@@ -79,26 +82,53 @@ class AuditService:
         self._writer.enqueue(event, self._clock())
 
     def submit(self, events: Sequence[AuditEvent], *,
-               author: AuditAuthor = AuditAuthor.SYSTEM) -> AppendResult:
+               author: AuditAuthor = AuditAuthor.SYSTEM, screen: bool = True) -> AppendResult:
         """Store a batch atomically and wait until it is durable (the HTTP ingest path).
 
-        Raises `ConflictError` when a ``uid`` is reused with different content.
+        The result's ids are those of the events the audit policy recorded (see `prepare`;
+        ``screen=False`` records every event, still redacted). Raises `ConflictError` when a
+        ``uid`` is reused with different content.
         """
-        future = self._writer.submit(self.prepare(events, author))
+        future = self._writer.submit(self.prepare(events, author, screen=screen))
         return future.result()
 
     async def commit_async(self, prepared: Batch) -> AppendResult:
         """Store a batch made by `prepare` and wait, without blocking the event loop."""
         return await asyncio.wrap_future(self._writer.submit(prepared))
 
-    def prepare(self, events: Sequence[AuditEvent], author: AuditAuthor) -> Batch:
-        """Encode a batch for the store, filling in defaults (time of receipt, author).
+    def prepare(self, events: Sequence[AuditEvent], author: AuditAuthor, *,
+                screen: bool = True) -> Batch:
+        """Pass a batch through the audit policy and encode what it keeps for the store,
+        filling in defaults (time of receipt, author).
 
-        Pure CPU: callers run it in their own thread, leaving the writer only SQL to do.
+        ``screen=False`` still redacts but records whatever the coverage and denylist say
+        (Trailkeeper's own configuration-change records). Pure CPU: callers run it in
+        their own thread, leaving the writer only SQL to do.
         """
         received = self._clock()
-        encoded = [encode(e, received, author) for e in events]
-        return Batch.of(encoded, self.storage.prepare(encoded))
+        policy = self.governance.policy
+        encoded = []
+        skipped: list[tuple[int, str]] = []
+        for position, event in enumerate(events):
+            kept = policy.screen(event) if screen else policy.redact(event)
+            if isinstance(kept, str):
+                skipped.append((position, kept))
+                self.metrics.events_not_recorded.labels(kept).inc()
+            else:
+                encoded.append(encode(kept, received, author))
+        return Batch.of(encoded, self.storage.prepare(encoded), skipped=tuple(skipped))
+
+    def _screen_one(self, event: AuditEvent) -> AuditEvent | None:
+        """The in-process queue's policy check: the event to store, or None."""
+        kept = self.governance.policy.screen(event)
+        if isinstance(kept, str):
+            self.metrics.events_not_recorded.labels(kept).inc()
+            return None
+        return kept
+
+    def after_commit(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` (quickly: it runs on the writer thread) after each commit."""
+        self._writer.after_commit.append(listener)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every event queued so far is committed."""
@@ -115,6 +145,7 @@ class AuditService:
         self._closed = True
         atexit.unregister(self._close_at_exit)
         self._writer.stop(timeout)
+        self.governance.stop()
         if self._close_storage:
             self.storage.close()
 

@@ -97,7 +97,9 @@ class Writer:
         overflow: Overflow = "drop-oldest",
         batch_size: int = 6000,  # measured: 3000 drained 15% slower, 12000 no faster
         clock: Callable[[], int],
+        screen: Callable[[AuditEvent], AuditEvent | None] = lambda event: event,
     ) -> None:
+        """``screen``: the audit policy, applied by the encoder (None: not recorded)."""
         if capacity < 1:
             raise ValueError("queue capacity must be at least 1")
         self._storage = storage
@@ -106,6 +108,8 @@ class Writer:
         self._overflow = overflow
         self._batch_size = batch_size
         self._clock = clock
+        self._screen = screen
+        self.after_commit: list[Callable[[], None]] = []  # e.g. wake the log consumers
         self._queue: collections.deque[Queued] = collections.deque()
         self._submissions: collections.deque[_Submission] = collections.deque()
         self._lock = threading.Lock()
@@ -206,9 +210,13 @@ class Writer:
         """Encode in-process events into one lenient batch: a uid conflict costs only itself."""
         encoded: list[NewEvent] = []
         sources: list[Queued] = []
+        screen = self._screen
         for item in queued:
+            kept = screen(item[0])
+            if kept is None:
+                continue
             try:
-                encoded.append(encode(item[0], item[1], AuditAuthor.SYSTEM))
+                encoded.append(encode(kept, item[1], AuditAuthor.SYSTEM))
             except TrailkeeperError as exc:
                 self._metrics.events_rejected.labels("invalid").inc()
                 log.error("in-process event rejected: %s", exc.message)
@@ -307,6 +315,8 @@ class Writer:
         self._metrics.commit_events.observe(sum(len(b.events) for b in batches))
         if dropped is not None:
             self._metrics.events_dropped.inc(dropped.count)
+        for listener in self.after_commit:
+            listener()
         for submission, result in zip(submissions, results, strict=False):
             if isinstance(result, AppendResult):
                 self._metrics.events_stored.inc(result.created)

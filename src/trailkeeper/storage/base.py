@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -238,6 +238,20 @@ def token_of_row(row: Sequence[Any]) -> TokenRecord:
                        row[7], tuple(row[8].split()), row[9], row[10], row[11], row[12])
 
 
+# -- scheduled jobs and retention (issue 5) ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class JobRun:
+    """A row of ``job_runs``: who holds the job's lease (until when) and when it last ran
+    to the end (epoch ms; None before its first run)."""
+
+    name: str
+    owner: str | None
+    lease_until_ms: int
+    last_run_ms: int | None
+
+
 class Storage(Protocol):
     """A durable, append-only store of audit events.
 
@@ -287,6 +301,12 @@ class Storage(Protocol):
 
     def max_id(self, where: Node | None = None) -> int:
         """The highest id among matching events (0 when none match)."""
+        ...
+
+    def events_after(self, last_id: int, limit: int) -> list[StoredEvent]:
+        """Up to ``limit`` events with ids above ``last_id``, in id order: the committed log
+        as its consumers read it. Ids grow in commit order, so an event committed later
+        never has a lower id than one already read."""
         ...
 
     def find_objects(self, type: str, *, name: str | None = None, object_id: str | None = None,
@@ -370,6 +390,58 @@ class Storage(Protocol):
     def touch_token(self, token_id: str, when_ms: int) -> None:
         """Record the token's last use (callers throttle this)."""
         ...
+
+    # -- shared run-time settings and consumer positions (issue 5) ------------------------
+
+    def load_settings(self) -> tuple[int, dict[str, str]]:
+        """(version, {name: JSON text}) of every stored setting; version 0 when none."""
+        ...
+
+    def settings_version(self) -> int:
+        """The version of the newest change (cheap: nodes poll it)."""
+        ...
+
+    def put_settings(self, values: Mapping[str, str]) -> int:
+        """Store settings (JSON text) in one transaction; the new version."""
+        ...
+
+    def get_position(self, consumer: str) -> str | None:
+        """A consumer's saved state (JSON text), None before its first save."""
+        ...
+
+    def put_position(self, consumer: str, state: str) -> None: ...
+
+    # -- scheduled jobs and retention (issue 5) --------------------------------------------
+
+    def delete_events_before(self, cutoff_ms: int, limit: int) -> int:
+        """Delete up to ``limit`` of the oldest events (in (ts, id) order) with ts below
+        ``cutoff_ms``, with their objects, uid and full-text entry, in one short
+        transaction; how many were deleted. Only retention calls it."""
+        ...
+
+    def delete_oldest_events(self, keep: int, limit: int) -> int:
+        """Delete up to ``limit`` of the oldest events so that at most ``keep`` remain
+        (counted when called), like `delete_events_before`; how many were deleted."""
+        ...
+
+    def estimated_count(self) -> int:
+        """A fast estimate of how many events are stored (never a full scan of a large
+        store on PostgreSQL)."""
+        ...
+
+    def claim_job(self, name: str, owner: str, now_ms: int, lease_ms: int,
+                  min_interval_ms: int) -> bool:
+        """Take (or, for its holder, extend) the lease of a cluster-wide job: succeeds only
+        when no other owner holds an unexpired lease and the job last ran at least
+        ``min_interval_ms`` ago (0: whenever, the forced run). Atomic across nodes."""
+        ...
+
+    def finish_job(self, name: str, owner: str, now_ms: int, *, completed: bool = True) -> None:
+        """Give the lease back; ``completed`` records ``now_ms`` as the last run (False: the
+        run failed or was stopped, the next check may try again at once)."""
+        ...
+
+    def get_job(self, name: str) -> JobRun | None: ...
 
     def integrity_check(self) -> list[str]:
         """Problems found by the database's own consistency check (empty when healthy)."""

@@ -18,7 +18,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import astuple
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -42,6 +42,7 @@ from trailkeeper.storage.base import (
     Cursor,
     Grant,
     GroupRecord,
+    JobRun,
     NewEvent,
     RowPage,
     StoredEvent,
@@ -54,6 +55,7 @@ from trailkeeper.storage.base import (
     token_row,
 )
 from trailkeeper.storage.migrations import migrations
+from trailkeeper.storage.prune import doomed
 from trailkeeper.storage.rows import (
     Accepted,
     Batch,
@@ -109,6 +111,8 @@ class PostgresStorage:
         self._closed = False
         self._token_lock = threading.Lock()  # API tokens: see _token_lookup
         self._token_con: psycopg.Connection[tuple[Any, ...]] | None = None
+        self._prune_lock = threading.Lock()  # retention: see _delete_first
+        self._prune_con: psycopg.Connection[tuple[Any, ...]] | None = None
         with contextlib.ExitStack() as undo:
             self._writer = self._connect(_WRITER_SETUP)
             undo.callback(self._writer.close)
@@ -386,6 +390,12 @@ class PostgresStorage:
         sql, params = compile_where(where or MatchAll(), POSTGRES)
         return int(self._one(f"SELECT max(e.id) FROM events e WHERE {sql}", params) or 0)
 
+    def events_after(self, last_id: int, limit: int) -> list[StoredEvent]:
+        with self._reader() as con:
+            rows = con.execute("SELECT id, ts, doc FROM events WHERE id > %s ORDER BY id"
+                               " LIMIT %s", (last_id, limit), binary=True).fetchall()
+        return [StoredEvent(r[0], r[1], r[2]) for r in rows]
+
     def find_objects(self, type: str, *, name: str | None = None, object_id: str | None = None,
                      limit: int = 100) -> list[CatalogueObject]:
         sql = "SELECT type, object_id, name, uri FROM catalogue_objects WHERE upper(type) = %s"
@@ -578,6 +588,129 @@ class PostgresStorage:
             self._writing().execute("UPDATE api_tokens SET last_used_ms = %s WHERE id = %s",
                                     (when_ms, token_id))
 
+    # -- shared run-time settings and consumer positions ---------------------------------
+
+    def load_settings(self) -> tuple[int, dict[str, str]]:
+        rows = self._all("SELECT name, value, version FROM settings", [])
+        return max((int(r[2]) for r in rows), default=0), {r[0]: r[1] for r in rows}
+
+    def settings_version(self) -> int:
+        return int(self._all("SELECT coalesce(max(version), 0) FROM settings", [])[0][0])
+
+    def put_settings(self, values: Mapping[str, str]) -> int:
+        with self._write_lock:
+            con = self._writing()
+            with con.transaction():
+                # Two nodes changing settings at once take turns, so versions never repeat.
+                con.execute("LOCK TABLE settings IN SHARE ROW EXCLUSIVE MODE")
+                row = con.execute("SELECT coalesce(max(version), 0) + 1 FROM settings"
+                                  ).fetchone()
+                version = int(row[0]) if row else 1
+                with con.cursor() as cur:
+                    cur.executemany("INSERT INTO settings VALUES (%s, %s, %s) ON CONFLICT"
+                                    " (name) DO UPDATE SET value = excluded.value,"
+                                    " version = excluded.version",
+                                    [(name, value, version) for name, value in values.items()])
+        return version
+
+    def get_position(self, consumer: str) -> str | None:
+        rows = self._all("SELECT state FROM consumer_positions WHERE name = %s", [consumer])
+        return rows[0][0] if rows else None
+
+    def put_position(self, consumer: str, state: str) -> None:
+        with self._write_lock:
+            self._writing().execute("INSERT INTO consumer_positions VALUES (%s, %s) ON CONFLICT"
+                                    " (name) DO UPDATE SET state = excluded.state",
+                                    (consumer, state))
+
+    # -- scheduled jobs and retention (issue 5) --------------------------------------------
+
+    def delete_events_before(self, cutoff_ms: int, limit: int) -> int:
+        return self._delete_first("WHERE ts < %s", [cutoff_ms], limit)
+
+    def delete_oldest_events(self, keep: int, limit: int) -> int:
+        total = int(self._one("SELECT count(*) FROM events", []))
+        return self._delete_first("", [], min(limit, total - keep))
+
+    def _delete_first(self, where: str, params: list[object], limit: int) -> int:
+        """Delete the first ``limit`` events in (ts, id) order matching ``where``, and the
+        object and uid rows derived from their documents, in one transaction on a
+        connection of its own (ingest goes on meanwhile: only the deleted rows are locked).
+        """
+        if limit <= 0:
+            return 0
+        with self._prune_lock:
+            con = self._pruning()
+            with con.transaction():
+                rows = con.execute(
+                    "DELETE FROM events WHERE id IN (SELECT id FROM events"
+                    f" {where} ORDER BY ts, id LIMIT %s) RETURNING id, ts, uid, doc",
+                    [*params, limit], binary=True).fetchall()
+                victims = doomed(rows, texts=False)
+                if victims.objects:
+                    con.execute(
+                        "DELETE FROM event_objects o USING unnest(%s::text[], %s::text[],"
+                        " %s::bigint[], %s::bigint[]) AS d(type, object_id, ts, event_id)"
+                        " WHERE o.type = d.type AND o.object_id = d.object_id"
+                        " AND o.ts = d.ts AND o.event_id = d.event_id",
+                        _columns(victims.objects, 4))
+                if victims.uids:
+                    con.execute(
+                        "DELETE FROM event_uids u USING unnest(%s::text[], %s::bigint[])"
+                        " AS d(uid, event_id) WHERE u.uid = d.uid AND u.event_id = d.event_id",
+                        _columns(victims.uids, 2))
+        return len(rows)
+
+    def _pruning(self) -> psycopg.Connection[tuple[Any, ...]]:
+        """Retention's connection (call with its lock held), opened on first use."""
+        if self._closed:
+            raise StorageError("the store is closed")
+        if self._prune_con is None or _unusable(self._prune_con):
+            if self._prune_con is not None:
+                self._prune_con.close()
+            self._prune_con = self._connect(_WRITER_SETUP)
+        return self._prune_con
+
+    def estimated_count(self) -> int:
+        """The planner's estimate: rows per page at the last ANALYZE times the pages the
+        table has now (so it follows growth between analyses); an exact count when the
+        table was never analysed."""
+        row = self._all(
+            "SELECT CASE WHEN c.reltuples >= 0 AND c.relpages > 0 THEN c.reltuples / c.relpages"
+            " * (pg_relation_size(c.oid) / current_setting('block_size')::int) END"
+            " FROM pg_class c WHERE c.oid = to_regclass('events')", [])
+        if row and row[0][0] is not None:
+            return round(float(row[0][0]))
+        return int(self._one("SELECT count(*) FROM events", []))
+
+    def claim_job(self, name: str, owner: str, now_ms: int, lease_ms: int,
+                  min_interval_ms: int) -> bool:
+        with self._write_lock:
+            con = self._writing()
+            con.execute("INSERT INTO job_runs (name) VALUES (%s) ON CONFLICT DO NOTHING",
+                        (name,))
+            # A concurrent claim waits for this row's lock, then re-checks the condition
+            # against the committed row, so only one of them passes.
+            cur = con.execute(
+                "UPDATE job_runs SET owner = %s, lease_until_ms = %s WHERE name = %s"
+                " AND (owner IS NULL OR owner = %s OR lease_until_ms <= %s)"
+                " AND (%s <= 0 OR last_run_ms IS NULL OR last_run_ms <= %s)",
+                (owner, now_ms + lease_ms, name, owner, now_ms, min_interval_ms,
+                 now_ms - min_interval_ms))
+        return cur.rowcount == 1
+
+    def finish_job(self, name: str, owner: str, now_ms: int, *, completed: bool = True) -> None:
+        with self._write_lock:
+            self._writing().execute(
+                "UPDATE job_runs SET owner = NULL, lease_until_ms = 0,"
+                " last_run_ms = CASE WHEN %s THEN %s ELSE last_run_ms END"
+                " WHERE name = %s AND owner = %s", (completed, now_ms, name, owner))
+
+    def get_job(self, name: str) -> JobRun | None:
+        rows = self._all("SELECT name, owner, lease_until_ms, last_run_ms FROM job_runs"
+                         " WHERE name = %s", [name])
+        return JobRun(*rows[0]) if rows else None
+
     # -- upkeep ----------------------------------------------------------------------------
 
     def integrity_check(self) -> list[str]:
@@ -618,6 +751,9 @@ class PostgresStorage:
         with self._token_lock:  # API tokens
             if self._token_con is not None:
                 self._token_con.close()
+        with self._prune_lock:  # retention
+            if self._prune_con is not None:
+                self._prune_con.close()
         with self._write_lock:
             self._writer.close()
             self._vectors.close()

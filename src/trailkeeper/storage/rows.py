@@ -202,12 +202,25 @@ class Batch:
     catalogue: Catalogue
     rows: Any = None
     lenient: bool = False  # a uid conflict rejects only that event (in-process batches)
+    # Events of the producer's batch that the audit policy did not record: (position in
+    # the producer's batch, reason). ``events`` holds the others, in order.
+    skipped: tuple[tuple[int, str], ...] = ()
 
     @classmethod
-    def of(cls, events: Sequence[NewEvent], rows: Any = None, *, lenient: bool = False) -> Batch:
+    def of(cls, events: Sequence[NewEvent], rows: Any = None, *, lenient: bool = False,
+           skipped: tuple[tuple[int, str], ...] = ()) -> Batch:
         catalogue = Catalogue()
         catalogue.add(events)
-        return cls(events, catalogue, rows, lenient)
+        return cls(events, catalogue, rows, lenient, skipped)
+
+    def producer_ids(self, ids: Sequence[int]) -> list[int | None]:
+        """The ids of the producer's whole batch, None where the policy recorded nothing."""
+        if not self.skipped:
+            return list(ids)
+        left_out = {pos for pos, _ in self.skipped}
+        stored = iter(ids)
+        return [None if pos in left_out else next(stored)
+                for pos in range(len(ids) + len(left_out))]
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import astuple
 from pathlib import Path
 
@@ -35,6 +35,7 @@ from trailkeeper.storage.base import (
     Cursor,
     Grant,
     GroupRecord,
+    JobRun,
     NewEvent,
     RowPage,
     StoredEvent,
@@ -46,6 +47,7 @@ from trailkeeper.storage.base import (
     token_row,
 )
 from trailkeeper.storage.migrations import migrations
+from trailkeeper.storage.prune import KEYS_PER_STATEMENT, Doomed, doomed, flat
 from trailkeeper.storage.rows import Batch, Catalogue, chunks, object_keys, plan_group, uids_of
 
 log = logging.getLogger("trailkeeper.storage")
@@ -277,7 +279,7 @@ class SqliteStorage:
 
     def optimize(self) -> None:
         """Gather planner statistics now (after bulk loads)."""
-        with self._write_lock:
+        with self._write_lock, self._other_processes():
             self._writer.execute("ANALYZE")
 
     # -- reading ---------------------------------------------------------------------------
@@ -363,6 +365,12 @@ class SqliteStorage:
             row = con.execute(f"SELECT max(e.id) FROM events e WHERE {sql}", params).fetchone()
         return int(row[0] or 0)
 
+    def events_after(self, last_id: int, limit: int) -> list[StoredEvent]:
+        with self._reader() as con:
+            rows = con.execute("SELECT id, ts, doc FROM events WHERE id > ? ORDER BY id"
+                               " LIMIT ?", (last_id, limit)).fetchall()
+        return [StoredEvent(r[0], r[1], r[2]) for r in rows]
+
     def find_objects(self, type: str, *, name: str | None = None, object_id: str | None = None,
                      limit: int = 100) -> list[CatalogueObject]:
         sql = "SELECT type, object_id, name, uri FROM catalogue_objects WHERE upper(type) = ?"
@@ -429,7 +437,7 @@ class SqliteStorage:
         return UserRecord(row[0], row[1], row[2], bool(row[3])) if row else None
 
     def put_user(self, user: UserRecord) -> None:
-        with self._write_lock:
+        with self._write_lock, self._other_processes():
             self._writer.execute(
                 "INSERT INTO users VALUES (?,?,?,?) ON CONFLICT (name) DO UPDATE SET"
                 " password_hash = excluded.password_hash, role = excluded.role,"
@@ -451,7 +459,7 @@ class SqliteStorage:
 
     def _changed(self, statements: Sequence[tuple[str, Sequence[object]]]) -> int:
         """Run statements in one transaction; the rows the first one changed."""
-        with self._write_lock:
+        with self._write_lock, self._other_processes():
             con = self._writer
             con.execute("BEGIN IMMEDIATE")
             try:
@@ -515,7 +523,7 @@ class SqliteStorage:
     # -- API tokens (issue 4) --------------------------------------------------------------
 
     def put_token(self, token: TokenRecord) -> None:
-        with self._write_lock:
+        with self._write_lock, self._other_processes():
             self._writer.execute(f"INSERT INTO api_tokens ({TOKEN_COLUMNS}) VALUES"
                                  f" ({', '.join('?' * 13)})", token_row(token))
 
@@ -540,16 +548,156 @@ class SqliteStorage:
         return [token_of_row(r) for r in rows]
 
     def revoke_token(self, token_id: str, when_ms: int) -> bool:
-        with self._write_lock:
+        with self._write_lock, self._other_processes():
             cur = self._writer.execute(
                 "UPDATE api_tokens SET revoked_ms = coalesce(revoked_ms, ?) WHERE id = ?",
                 (when_ms, token_id))
         return cur.rowcount > 0
 
     def touch_token(self, token_id: str, when_ms: int) -> None:
-        with self._write_lock:
+        with self._write_lock, self._other_processes():
             self._writer.execute("UPDATE api_tokens SET last_used_ms = ? WHERE id = ?",
                                  (when_ms, token_id))
+
+    # -- shared run-time settings and consumer positions ---------------------------------
+
+    def load_settings(self) -> tuple[int, dict[str, str]]:
+        with self._reader() as con:
+            rows = con.execute("SELECT name, value, version FROM settings").fetchall()
+        return max((r[2] for r in rows), default=0), {r[0]: r[1] for r in rows}
+
+    def settings_version(self) -> int:
+        with self._reader() as con:
+            return int(con.execute("SELECT coalesce(max(version), 0) FROM settings")
+                       .fetchone()[0])
+
+    def put_settings(self, values: Mapping[str, str]) -> int:
+        with self._write_lock, self._other_processes():
+            con = self._writer
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                version = con.execute("SELECT coalesce(max(version), 0) + 1 FROM settings"
+                                      ).fetchone()[0]
+                con.executemany("INSERT INTO settings VALUES (?, ?, ?) ON CONFLICT (name)"
+                                " DO UPDATE SET value = excluded.value,"
+                                " version = excluded.version",
+                                [(name, value, version) for name, value in values.items()])
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return int(version)
+
+    def get_position(self, consumer: str) -> str | None:
+        with self._reader() as con:
+            row = con.execute("SELECT state FROM consumer_positions WHERE name = ?",
+                              (consumer,)).fetchone()
+        return row[0] if row else None
+
+    def put_position(self, consumer: str, state: str) -> None:
+        with self._write_lock, self._other_processes():
+            self._writer.execute("INSERT INTO consumer_positions VALUES (?, ?) ON CONFLICT"
+                                 " (name) DO UPDATE SET state = excluded.state",
+                                 (consumer, state))
+
+    # -- scheduled jobs and retention (issue 5) --------------------------------------------
+
+    def delete_events_before(self, cutoff_ms: int, limit: int) -> int:
+        return self._delete_first("WHERE ts < ?", [cutoff_ms], limit)
+
+    def delete_oldest_events(self, keep: int, limit: int) -> int:
+        with self._reader() as con:
+            total = int(con.execute("SELECT count(*) FROM events").fetchone()[0])
+        return self._delete_first("", [], min(limit, total - keep))
+
+    def _delete_first(self, where: str, params: list[object], limit: int) -> int:
+        """Delete the first ``limit`` events in (ts, id) order matching ``where``.
+
+        The victims and the keys of their side rows are read from a snapshot before the
+        write lock is taken; inside it only deletes run, and only for the events still
+        there (RETURNING), so the full-text index is never told to forget a row twice.
+        """
+        if limit <= 0:
+            return 0
+        with self._reader() as con:
+            rows = con.execute(f"SELECT id, ts, uid, doc FROM events {where}"
+                               " ORDER BY ts, id LIMIT ?", [*params, limit]).fetchall()
+        if not rows:
+            return 0
+        victims = doomed(rows, texts=True)
+        with self._write_lock, self._other_processes():
+            con = self._writer
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                deleted = self._delete_doomed(con, victims)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return deleted
+
+    @staticmethod
+    def _delete_doomed(con: sqlite3.Connection, victims: Doomed) -> int:
+        gone: list[int] = []
+        for part in chunks(victims.ids, KEYS_PER_STATEMENT):
+            gone += [row[0] for row in con.execute(
+                f"DELETE FROM events WHERE id IN ({','.join('?' * len(part))}) RETURNING id",
+                part)]
+        if len(gone) < len(victims.ids):
+            victims = victims.only(gone)
+        # event_objects has no index by event: its keys go to a scratch table whose rows
+        # drive one primary-key lookup each (a VALUES list or OR chain would scan instead).
+        con.execute("CREATE TEMP TABLE IF NOT EXISTS doomed_objects"
+                    " (type TEXT, object_id TEXT, ts INTEGER, event_id INTEGER)")
+        _insert_many(con, "temp.doomed_objects", 4, flat(victims.objects))
+        con.execute("DELETE FROM event_objects WHERE (type, object_id, ts, event_id) IN"
+                    " (SELECT type, object_id, ts, event_id FROM temp.doomed_objects)")
+        con.execute("DELETE FROM temp.doomed_objects")
+        for uids in chunks(victims.uids, KEYS_PER_STATEMENT):
+            con.execute(f"DELETE FROM event_uids WHERE uid IN ({','.join('?' * len(uids))})"
+                        f" AND event_id IN ({','.join('?' * len(uids))})",
+                        [u[0] for u in uids] + [u[1] for u in uids])
+        # The index is contentless: it forgets a row only when told its words again.
+        _insert_many(con, "events_fts (events_fts, rowid, body)", 3,
+                     [value for event_id, text in victims.texts.items()
+                      for value in ("delete", event_id, text)])
+        return len(gone)
+
+    def estimated_count(self) -> int:
+        """Exact: SQLite counts the entries of the smallest index of the events (about
+        10 ms per million events once cached, much more from a cold disk). max(id) - min(id)
+        would be O(1) but overstates without bound once retention has deleted imported
+        (old, high-id) events."""
+        with self._reader() as con:
+            return int(con.execute("SELECT count(*) FROM events").fetchone()[0])
+
+    def claim_job(self, name: str, owner: str, now_ms: int, lease_ms: int,
+                  min_interval_ms: int) -> bool:
+        with self._write_lock, self._other_processes():
+            con = self._writer
+            con.execute("INSERT INTO job_runs (name) VALUES (?) ON CONFLICT DO NOTHING",
+                        (name,))
+            # One statement: SQLite runs one writer at a time, so two claims cannot both pass.
+            cur = con.execute(
+                "UPDATE job_runs SET owner = ?, lease_until_ms = ? WHERE name = ?"
+                " AND (owner IS NULL OR owner = ? OR lease_until_ms <= ?)"
+                " AND (? <= 0 OR last_run_ms IS NULL OR last_run_ms <= ?)",
+                (owner, now_ms + lease_ms, name, owner, now_ms, min_interval_ms,
+                 now_ms - min_interval_ms))
+        return cur.rowcount == 1
+
+    def finish_job(self, name: str, owner: str, now_ms: int, *, completed: bool = True) -> None:
+        with self._write_lock, self._other_processes():
+            self._writer.execute(
+                "UPDATE job_runs SET owner = NULL, lease_until_ms = 0,"
+                " last_run_ms = CASE WHEN ? THEN ? ELSE last_run_ms END"
+                " WHERE name = ? AND owner = ?", (completed, now_ms, name, owner))
+
+    def get_job(self, name: str) -> JobRun | None:
+        with self._reader() as con:
+            row = con.execute("SELECT name, owner, lease_until_ms, last_run_ms FROM job_runs"
+                              " WHERE name = ?", (name,)).fetchone()
+        return JobRun(*row) if row else None
 
     # -- upkeep ----------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from trailkeeper.errors import (
     TrailkeeperError,
     UnavailableError,
 )
+from trailkeeper.governance.live import LiveGovernance
 from trailkeeper.model.event import AuditEvent
 from trailkeeper.model.timestamps import now_ms
 from trailkeeper.storage import open_storage
@@ -110,9 +111,14 @@ class StoreSink:
     def __init__(self, db_url: str, *, clock: Callable[[], int] = now_ms) -> None:
         self.storage = open_storage(db_url)
         self._clock = clock
+        # The store's redaction (read once per import). Imported events are history another
+        # system already recorded under its own coverage: only redaction applies, so no
+        # secret reaches the store, while coverage and the denylist keep the past intact.
+        self._policy = LiveGovernance(self.storage).policy
 
     def store(self, events: Sequence[AuditEvent], documents: Sequence[bytes | None],
               tags: Sequence[Tag], stop: threading.Event | None = None) -> Outcome:
+        events, documents = self._redact(events, documents)
         if not events:
             return Outcome()
         received = self._clock()
@@ -127,6 +133,14 @@ class StoreSink:
         refused = [(tags[c.index if c.index is not None else 0], c.message)
                    for c in result.rejected if not is_imported(c.uid)]
         return Outcome(result.created, len(events) - result.created - len(refused), refused)
+
+    def _redact(self, events: Sequence[AuditEvent], documents: Sequence[bytes | None]
+                ) -> tuple[list[AuditEvent], list[bytes | None]]:
+        """The events redacted (a changed one loses its pre-rendered document)."""
+        redacted = [self._policy.redact(event) for event in events]
+        return redacted, [document if new is old else None
+                          for new, old, document in zip(redacted, events, documents,
+                                                        strict=True)]
 
     def close(self) -> None:
         self.storage.close()
