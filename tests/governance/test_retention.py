@@ -17,12 +17,12 @@ from click.testing import CliRunner
 from tests.factories import PROJECT, batch, event, ms, rich_event
 from trailkeeper.cli.main import cli
 from trailkeeper.demo import demo_events
+from trailkeeper.governance.config import MIN_ROWS
 from trailkeeper.governance.period import Period
 from trailkeeper.governance.retention import (
     ACTION,
     AGE_JOB,
     LEASE_MS,
-    MIN_ROWS,
     ROW_LIMIT_JOB,
     RetentionJob,
     RetentionReport,

@@ -9,7 +9,6 @@ but never while another node is in the middle of a run. The run is recorded as a
 from __future__ import annotations
 
 import contextlib
-import getpass
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,8 +16,8 @@ from typing import Any
 import click
 import orjson
 
-from trailkeeper.cli.options import existing_store, resolve_store, store_options
-from trailkeeper.governance.config import GovernanceConfig
+from trailkeeper.cli.options import existing_store, operator, resolve_store, store_options
+from trailkeeper.governance.config import MIN_ROWS, GovernanceConfig
 from trailkeeper.governance.period import Period
 from trailkeeper.governance.retention import (
     ACTION,
@@ -26,7 +25,6 @@ from trailkeeper.governance.retention import (
     AGE_JOB,
     CATEGORY,
     DEFAULT_BATCH_SIZE,
-    MIN_ROWS,
     ROW_LIMIT_INTERVAL_MS,
     ROW_LIMIT_JOB,
     RetentionJob,
@@ -46,14 +44,6 @@ def _configured(storage: Storage) -> tuple[Period, int]:
     version, settings = storage.load_settings()
     config = GovernanceConfig.from_settings(settings, version)
     return config.retention, config.max_rows
-
-
-def _operator() -> str:
-    """Who forced the run: the operating-system user, as other commands record it."""
-    try:
-        return f"os:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "os:unknown"
 
 
 @contextlib.contextmanager
@@ -108,7 +98,7 @@ def retention_run(period: Period | None, max_rows: int | None, batch_size: int, 
                                record=record, batch_size=batch_size)
             click.echo(f"Deleting events older than {keep_for.describe()} "
                        f"and beyond {row_limit:,} rows...", err=True)
-            report = job.run(force=True, started_by=_operator())
+            report = job.run(force=True, started_by=operator().id)
         finally:
             service.close()
         if report is None:

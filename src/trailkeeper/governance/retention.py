@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from trailkeeper.governance.config import MIN_ROWS
 from trailkeeper.governance.period import Period
 from trailkeeper.metrics import Metrics
 from trailkeeper.model.areas import CoverageArea, CoverageLevel
@@ -37,9 +38,7 @@ from trailkeeper.storage.base import Storage
 
 log = logging.getLogger("trailkeeper.retention")
 
-DEFAULT_MAX_ROWS = 10_000_000
 ROW_LIMIT_BUFFER = 1_000
-MIN_ROWS = 10_000
 DEFAULT_BATCH_SIZE = 2_000
 DEFAULT_PAUSE_S = 0.05
 # After each batch, rest at least this many times as long as the batch took: retention then
