@@ -177,21 +177,28 @@ class SqliteStorage:
         finally:
             fcntl.flock(self._lock_file, fcntl.LOCK_UN)
 
-    def prepare(self, events: Sequence[NewEvent]) -> _Rows:
-        return _Rows.of(events)
-
-    def append(self, batches: Sequence[Batch]) -> list[AppendResult | ConflictError]:
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """The writer connection inside ``BEGIN IMMEDIATE``, holding both write locks;
+        committed on leaving, rolled back on any error."""
         with self._write_lock, self._other_processes():
             con = self._writer
             con.execute("BEGIN IMMEDIATE")
             try:
-                results = self._append(con, batches)
+                yield con
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-            self._maybe_optimize(con)
-            return results
+
+    def prepare(self, events: Sequence[NewEvent]) -> _Rows:
+        return _Rows.of(events)
+
+    def append(self, batches: Sequence[Batch]) -> list[AppendResult | ConflictError]:
+        with self._transaction() as con:
+            results = self._append(con, batches)
+        self._maybe_optimize()
+        return results
 
     def _append(
         self, con: sqlite3.Connection, batches: Sequence[Batch]
@@ -270,12 +277,13 @@ class SqliteStorage:
         finally:
             con.close()
 
-    def _maybe_optimize(self, con: sqlite3.Connection) -> None:
+    def _maybe_optimize(self) -> None:
         """Refresh planner statistics now and then, as SQLite recommends for long runs."""
         now = time.monotonic()
         if now - self._last_optimize >= _OPTIMIZE_EVERY_S:
             self._last_optimize = now
-            con.execute("PRAGMA optimize")
+            with self._write_lock, self._other_processes():
+                self._writer.execute("PRAGMA optimize")
 
     def optimize(self) -> None:
         """Gather planner statistics now (after bulk loads)."""
@@ -459,15 +467,8 @@ class SqliteStorage:
 
     def _changed(self, statements: Sequence[tuple[str, Sequence[object]]]) -> int:
         """Run statements in one transaction; the rows the first one changed."""
-        with self._write_lock, self._other_processes():
-            con = self._writer
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                changed = [con.execute(sql, params).rowcount for sql, params in statements]
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+        with self._transaction() as con:
+            changed = [con.execute(sql, params).rowcount for sql, params in statements]
         return changed[0]
 
     def create_group(self, name: str) -> bool:
@@ -572,20 +573,12 @@ class SqliteStorage:
                        .fetchone()[0])
 
     def put_settings(self, values: Mapping[str, str]) -> int:
-        with self._write_lock, self._other_processes():
-            con = self._writer
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                version = con.execute("SELECT coalesce(max(version), 0) + 1 FROM settings"
-                                      ).fetchone()[0]
-                con.executemany("INSERT INTO settings VALUES (?, ?, ?) ON CONFLICT (name)"
-                                " DO UPDATE SET value = excluded.value,"
-                                " version = excluded.version",
-                                [(name, value, version) for name, value in values.items()])
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+        with self._transaction() as con:
+            version = con.execute("SELECT coalesce(max(version), 0) + 1 FROM settings"
+                                  ).fetchone()[0]
+            con.executemany("INSERT INTO settings VALUES (?, ?, ?) ON CONFLICT (name)"
+                            " DO UPDATE SET value = excluded.value, version = excluded.version",
+                            [(name, value, version) for name, value in values.items()])
         return int(version)
 
     def get_position(self, consumer: str) -> str | None:
@@ -625,16 +618,8 @@ class SqliteStorage:
         if not rows:
             return 0
         victims = doomed(rows, texts=True)
-        with self._write_lock, self._other_processes():
-            con = self._writer
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                deleted = self._delete_doomed(con, victims)
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-        return deleted
+        with self._transaction() as con:
+            return self._delete_doomed(con, victims)
 
     @staticmethod
     def _delete_doomed(con: sqlite3.Connection, victims: Doomed) -> int:
