@@ -261,6 +261,7 @@ class Server:
     workers: int = 1
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
+    extra_args: tuple[str, ...] = ()  # more `serve` options, e.g. ("--rules", DIR)
 
     @property
     def base_url(self) -> str:
@@ -275,7 +276,7 @@ class Server:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "trailkeeper", "serve", "--db", self.db_url,
              "--home", str(self.home), "--port", str(self.port),
-             "--workers", str(self.workers)],
+             "--workers", str(self.workers), *self.extra_args],
             stdout=output, stderr=subprocess.STDOUT, env=env, cwd=REPO_DIR)
         output.close()
         self._wait_healthy(timeout_s)

@@ -21,7 +21,8 @@ from benchlib import BENCH_DIR, emit, log, machine, parser
 RESULTS_DIR = BENCH_DIR / "results"
 BENCHMARKS = ("ingest_http", "audit_call", "read_api", "search_export", "import_log",
               "export_writers", "auth_overhead", "delegated_read", "policy",
-              "file_sink", "retention")
+              "file_sink", "retention", "sigma_match", "sigma_correlation",
+              "detection_overhead", "forwarding")
 
 
 def commands(args: Any) -> dict[str, list[str]]:
@@ -45,6 +46,10 @@ def commands(args: Any) -> dict[str, list[str]]:
         "file_sink": [*common, *served, "--events", str(args.events),
                       "--ingest-events", str(args.ingest_events)],
         "retention": [*common, "--events", str(args.events)],
+        "sigma_match": [*common],
+        "sigma_correlation": [*common],
+        "detection_overhead": [*common, *served, "--events", str(args.ingest_events)],
+        "forwarding": [*common],
     }
 
 

@@ -64,11 +64,41 @@ class Metrics:
         self.file_sink_lines = Counter(
             "trailkeeper_file_sink_lines", "Lines written to the Atlassian-format audit log files",
             registry=r)
+        # SIEM forwarders (forwarding/forwarder.py).
+        self.forwarded_events = Counter(
+            "trailkeeper_forwarded_events", "Events a SIEM forwarder delivered, by forwarder",
+            ["forwarder"], registry=r)
+        self.forward_failures = Counter(
+            "trailkeeper_forward_failures",
+            "Batches a SIEM forwarder failed to deliver (each is sent again), by forwarder",
+            ["forwarder"], registry=r)
+        self.forward_truncated = Counter(
+            "trailkeeper_forward_truncated",
+            "Syslog messages cut to fit a UDP datagram, by forwarder", ["forwarder"],
+            registry=r)
+        # Alert actions (alerts/dispatch.py); their lag is consumer_lag
+        # {consumer="alert-action:<name>"}, in alerts.
+        self.alert_deliveries = Counter(
+            "trailkeeper_alert_deliveries",
+            "Alerts handled by an action, by outcome (delivered; rejected: a permanent "
+            "failure; failed: given up after the last retry)",
+            ["action", "outcome"], registry=r)
+        self.alert_delivery_retries = Counter(
+            "trailkeeper_alert_delivery_retries",
+            "Delivery attempts that failed and will be retried, by action",
+            ["action"], registry=r)
         # Database retention (governance/retention.py).
         self.events_deleted = Counter(
             "trailkeeper_events_deleted",
             "Events removed by database retention, by reason (age, row_limit)",
             ["reason"], registry=r)
+        # Detection (detection/live.py).
+        self.detection_events = Counter(
+            "trailkeeper_detection_events", "Committed events the rules were run on",
+            registry=r)
+        self.alert_matches = Counter(
+            "trailkeeper_alert_matches",
+            "Rule matches that became or joined an alert, by level", ["level"], registry=r)
         self.events_dropped.inc(0)
         self.events_stored.inc(0)
 

@@ -2,10 +2,15 @@
 
 - the Atlassian-format audit log files (`FileSink`, one writer per node: with several
   worker processes the others stand by), woken after every commit;
-- the retention scheduler (every node checks; the store's lease lets one run per cluster).
+- the retention scheduler (every node checks; the store's lease lets one run per cluster);
+- detection (`DetectionConsumer`): the Sigma rules on every committed event, recording
+  alerts; the alert actions (`Dispatcher`: e-mail, webhook, syslog) that tell people; the
+  SIEM forwarders (syslog, Splunk HEC). Each holds a cluster-wide lease, so one process in
+  the cluster runs each, whichever node it is on; they come from ``trailkeeper.toml``
+  (`trailkeeper.settingsfile`).
 
-The governance configuration feeds both live: a changed ``maxFileCount`` or retention period
-applies at the next file or run.
+The governance configuration feeds the first two live: a changed ``maxFileCount`` or
+retention period applies at the next file or run.
 """
 
 from __future__ import annotations
@@ -13,13 +18,23 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Sequence
 from pathlib import Path
 
+from trailkeeper.alerts.dispatch import Dispatcher
 from trailkeeper.consumers.filesink import FileSink
+from trailkeeper.consumers.lease import Lease
 from trailkeeper.consumers.logfiles import audit_log_dir
+from trailkeeper.detection.detector import Detector
+from trailkeeper.detection.live import CONSUMER as DETECTION
+from trailkeeper.detection.live import DetectionConsumer
+from trailkeeper.detection.model import LoadedCorrelation, LoadedRule, RuleSet
+from trailkeeper.detection.rules import BUILTIN_DIR, load_rules
+from trailkeeper.forwarding.forwarder import Forwarder
 from trailkeeper.governance.retention import RetentionJob, RetentionScheduler
 from trailkeeper.ingest.service import AuditService
 from trailkeeper.model.event import AuditEvent
+from trailkeeper.settingsfile import ActionConfig, FileSettings
 
 log = logging.getLogger("trailkeeper.node")
 
@@ -29,13 +44,49 @@ def node_name() -> str:
     return os.environ.get("TRAILKEEPER_NODE") or socket.gethostname()
 
 
+def rule_sources(home: Path, settings: FileSettings,
+                 extra: Sequence[Path] = ()) -> list[Path]:
+    """Where rules load from: ``$TRAILKEEPER_HOME/rules`` (when it exists), the
+    directories of ``[detection] rules``, and ``serve --rules``."""
+    own = home / "rules"
+    return [*([own] if own.is_dir() else []), *settings.detection.rules, *extra]
+
+
+def load_node_rules(home: Path, settings: FileSettings,
+                    extra: Sequence[Path] = ()) -> RuleSet:
+    """The node's rule set, its problems logged (a broken rule is left out, not fatal)."""
+    detection = settings.detection
+    ruleset = load_rules(rule_sources(home, settings, extra),
+                         builtin_dir=BUILTIN_DIR if detection.builtin else None,
+                         disabled=detection.disabled)
+    for problem in ruleset.problems:
+        log.log(logging.ERROR if problem.severity == "error" else logging.WARNING,
+                "rule %s%s: %s", problem.path or "", f" ({problem.rule})" if problem.rule
+                else "", problem.message)
+    return ruleset
+
+
+def with_rule_ids(action: ActionConfig, ruleset: RuleSet | None) -> ActionConfig:
+    """The action with the ids of the rules its ``rules`` name by their Sigma ``name``
+    added (alerts carry a rule's id and title; the name is what people write)."""
+    if ruleset is None or not action.rules:
+        return action
+    everything: list[LoadedRule | LoadedCorrelation] = [*ruleset.rules, *ruleset.correlations]
+    named = {r.name.casefold(): r.id for r in everything if r.name}
+    ids = tuple(named[n.casefold()] for n in action.rules if n.casefold() in named)
+    return action.model_copy(update={"rules": action.rules + ids}) if ids else action
+
+
 class NodeJobs:
-    """Starts and stops a node's file sink and retention scheduler."""
+    """Starts and stops a node's file sink, retention scheduler, detection, alert actions
+    and forwarders."""
 
     def __init__(self, service: AuditService, home: Path, *, node: str | None = None,
-                 file_sink: bool = True, retention: bool = True) -> None:
+                 file_sink: bool = True, retention: bool = True,
+                 settings: FileSettings | None = None, rules: Sequence[Path] = ()) -> None:
         self.service = service
         self.node = node or node_name()
+        settings = settings or FileSettings()
         governance = service.governance
         self.file_sink = FileSink(
             service.storage, audit_log_dir(home), self.node,
@@ -45,6 +96,21 @@ class NodeJobs:
             service.storage, period=lambda: governance.config.retention,
             max_rows=lambda: governance.config.max_rows, record=self._record,
             metrics=service.metrics, node=self.node)) if retention else None
+        storage, metrics = service.storage, service.metrics
+        ruleset = load_node_rules(home, settings, rules) if settings.detection.enabled \
+            else None
+        routes = [with_rule_ids(action, ruleset) for action in settings.action]
+        self.dispatcher = Dispatcher(
+            storage, [(route, route.build()) for route in routes],
+            metrics=metrics, public_url=settings.public_url) if routes else None
+        self.detection = None
+        if ruleset is not None:
+            self.detection = DetectionConsumer(
+                storage, Detector(ruleset), throttle_ms=settings.detection.throttle_ms,
+                metrics=metrics, lease=Lease(storage, DETECTION),
+                on_alerts=self.dispatcher.notify if self.dispatcher else None)
+        self.forwarders: list[Forwarder] = [
+            forward.build(storage, metrics, node=self.node) for forward in settings.forward]
 
     def _record(self, event: AuditEvent) -> None:
         # The record of a retention run is written whatever the coverage (it is evidence
@@ -57,12 +123,33 @@ class NodeJobs:
             self.service.after_commit(self.file_sink.notify)
         if self.retention is not None:
             self.retention.start()
-        log.info("node %s: audit log files %s, retention %s", self.node,
-                 "on" if self.file_sink else "off", "on" if self.retention else "off")
+        if self.dispatcher is not None:
+            self.dispatcher.start()
+        if self.detection is not None:
+            self.detection.start()
+            self.service.after_commit(self.detection.notify)
+        for forwarder in self.forwarders:
+            forwarder.start()
+            self.service.after_commit(forwarder.notify)
+        log.info("node %s: audit log files %s, retention %s, detection %s, %d alert "
+                 "action(s), %d forwarder(s)", self.node, _on(self.file_sink),
+                 _on(self.retention), _on(self.detection),
+                 len(self.dispatcher.actions) if self.dispatcher else 0, len(self.forwarders))
 
     def stop(self) -> None:
-        """Call after the service's queue has drained, so the files get its last events."""
+        """Call after the service's queue has drained, so the consumers get its last
+        events; detection stops before the actions, so its last alerts are sent."""
         if self.retention is not None:
             self.retention.stop()
+        for forwarder in self.forwarders:
+            forwarder.stop()
+        if self.detection is not None:
+            self.detection.stop()
+        if self.dispatcher is not None:
+            self.dispatcher.stop()
         if self.file_sink is not None:
             self.file_sink.stop()
+
+
+def _on(job: object) -> str:
+    return "off" if job is None else "on"

@@ -19,6 +19,7 @@ from trailkeeper.api import (
     search,
 )
 from trailkeeper.api.admin_users import router as admin_users_router
+from trailkeeper.api.alerts import router as alerts_router
 from trailkeeper.api.errors import install_error_handlers
 from trailkeeper.auth.authenticate import Authenticator
 from trailkeeper.auth.ratelimit import RateLimiter
@@ -77,6 +78,7 @@ def build_app(service: AuditService, settings: Settings | None = None, *,
         api.include_router(module.router)
     api.include_router(admin_users_router)  # users, groups and grants (access control)
     api.include_router(admin_tokens.router)  # API tokens
+    api.include_router(alerts_router)  # alerts raised by detection rules
     install_error_handlers(api)
     api.add_middleware(_RequestMetrics, metrics=service.metrics)
     if not settings.context_path:

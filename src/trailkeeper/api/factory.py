@@ -25,6 +25,7 @@ from trailkeeper.config import Settings, default_home
 from trailkeeper.ingest.service import AuditService
 from trailkeeper.metrics import Metrics, release_process
 from trailkeeper.node import NodeJobs
+from trailkeeper.settingsfile import RULES_ENV, load_file_settings
 
 log = logging.getLogger("trailkeeper.serve")
 
@@ -46,7 +47,9 @@ def create_app() -> Any:
     # default collector thresholds made the cycle collector run thousands of times a second.
     gc.set_threshold(100_000, 50, 100)
     service = AuditService.open(settings.db_url, metrics=Metrics())
-    jobs = NodeJobs(service, settings.home)
+    rules = [Path(p) for p in os.environ.get(RULES_ENV, "").split(os.pathsep) if p]
+    jobs = NodeJobs(service, settings.home, settings=load_file_settings(settings.home),
+                    rules=rules)
 
     @asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:

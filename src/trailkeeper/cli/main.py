@@ -7,8 +7,10 @@ import sys
 import click
 
 from trailkeeper import __version__
+from trailkeeper.cli.alerts import alerts
 from trailkeeper.cli.config import config
 from trailkeeper.cli.retention import retention
+from trailkeeper.cli.rules import rules
 from trailkeeper.cli.search import search
 from trailkeeper.cli.serve import serve
 from trailkeeper.cli.tokens import token
@@ -30,6 +32,8 @@ cli.add_command(tail)
 cli.add_command(token)  # API tokens
 cli.add_command(retention)  # database retention
 cli.add_command(config)  # coverage, policy, denylist, redaction, retention settings
+cli.add_command(rules)  # Sigma detection rules: list, lint, test
+cli.add_command(alerts)  # alerts raised by detection rules
 
 # Users, groups and grants (access control).
 for _command in USER_COMMANDS:

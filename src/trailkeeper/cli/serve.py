@@ -19,6 +19,8 @@ from trailkeeper.config import Settings, redact_url
 from trailkeeper.demo import load_demo
 from trailkeeper.ingest.service import AuditService
 from trailkeeper.metrics import MULTIPROCESS_ENV
+from trailkeeper.node import load_node_rules
+from trailkeeper.settingsfile import CONFIG_ENV, RULES_ENV, load_file_settings
 
 log = logging.getLogger("trailkeeper.serve")
 
@@ -39,13 +41,28 @@ def _remember(number: int, frame: object) -> None:
               help="Worker processes (one per core uses every core; each has its own writer)")
 @click.option("--demo", is_flag=True, help="Load the demo data set (once) before serving")
 @click.option("--access-log/--no-access-log", default=False, show_default=True)
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+              envvar=CONFIG_ENV,
+              help="Detection, alert actions and forwarders (default: "
+                   "$TRAILKEEPER_HOME/trailkeeper.toml when it exists)")
+@click.option("--rules", "rules", multiple=True,
+              type=click.Path(exists=True, path_type=Path),
+              help="A directory (or file) of Sigma rules to run besides "
+                   "$TRAILKEEPER_HOME/rules and the built-in ones; repeatable")
 def serve(home: Path | None, db_url: str | None, host: str, port: int, context_path: str,
-          workers: int, demo: bool, access_log: bool) -> None:
+          workers: int, demo: bool, access_log: bool, config_file: Path | None,
+          rules: tuple[Path, ...]) -> None:
     """Run the audit-log service (SQLite at $TRAILKEEPER_HOME/audit.db by default)."""
     home, db_url = resolve_store(home, db_url)
     settings = Settings(home=home, db_url=db_url, host=host, port=port,
                         context_path=context_path)
     setup_logging(settings.log_dir)
+    # Checked here, once, so that a mistake stops the start with a message naming it.
+    file_settings = load_file_settings(home, config_file)
+    if file_settings.detection.enabled:
+        ruleset = load_node_rules(home, file_settings, rules)
+        log.info("detection: %d rules and %d correlations loaded (%d problems)",
+                 len(ruleset.rules), len(ruleset.correlations), len(ruleset.problems))
     log.info("opening store %s", redact_url(db_url))
     # Once, before any worker starts: the schema, the first administrator, the demo data.
     with AuditService.open(db_url) as service:
@@ -61,7 +78,10 @@ def serve(home: Path | None, db_url: str | None, host: str, port: int, context_p
     # password is not theirs to know.
     os.environ.pop("TRAILKEEPER_ADMIN_PASSWORD", None)
     os.environ.update(TRAILKEEPER_HOME=str(home), TRAILKEEPER_DB=db_url,
-                      TRAILKEEPER_CONTEXT_PATH=settings.context_path)
+                      TRAILKEEPER_CONTEXT_PATH=settings.context_path,
+                      **{RULES_ENV: os.pathsep.join(str(p.absolute()) for p in rules)})
+    if config_file is not None:
+        os.environ[CONFIG_ENV] = str(config_file.absolute())
     metrics_dir = None
     if workers > 1:
         metrics_dir = tempfile.mkdtemp(prefix="trailkeeper-metrics-")

@@ -15,6 +15,7 @@ from trailkeeper.query.ast import Node
 from trailkeeper.query.plan import Order
 
 if TYPE_CHECKING:
+    from trailkeeper.alerts.model import AlertQuery, AlertRecord, NewAlert
     from trailkeeper.storage.rows import Batch
 
 _CURSOR = re.compile(r"^\s*(-?\d{1,19})\s*,\s*(\d{1,19})\s*$")
@@ -442,6 +443,37 @@ class Storage(Protocol):
         ...
 
     def get_job(self, name: str) -> JobRun | None: ...
+
+    # -- alerts (issue 6) -------------------------------------------------------------------
+
+    def record_alerts(self, alerts: Sequence[NewAlert], *, throttle_ms: int, now_ms: int,
+                      position: tuple[str, str] | None = None) -> list[int]:
+        """Record rule matches in one transaction, in order: a (rule_id, trigger_id) already
+        recorded is skipped; a match of the same rule and group as an open alert whose last
+        match is at most ``throttle_ms`` older is merged into it (count, event ids, last
+        time); any other becomes a new alert. ``position`` (consumer name, state JSON) is
+        saved in the same transaction. The ids of the alerts created."""
+        ...
+
+    def list_alerts(self, query: AlertQuery) -> list[AlertRecord]:
+        """Alerts matching ``query``, newest (highest id) first."""
+        ...
+
+    def get_alert(self, alert_id: int) -> AlertRecord | None: ...
+
+    def acknowledge_alerts(self, ids: Sequence[int], by: str, now_ms: int) -> int:
+        """Mark open alerts acknowledged; how many changed (acknowledged ones keep their
+        first acknowledgement)."""
+        ...
+
+    def alerts_after(self, last_id: int, limit: int) -> list[AlertRecord]:
+        """Up to ``limit`` alerts with ids above ``last_id``, in id order (ids grow in
+        commit order, as events' do)."""
+        ...
+
+    def last_alert_id(self) -> int:
+        """The highest alert id (0 when there is none)."""
+        ...
 
     def integrity_check(self) -> list[str]:
         """Problems found by the database's own consistency check (empty when healthy)."""

@@ -27,11 +27,13 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
+from trailkeeper.alerts.model import AlertQuery, AlertRecord, NewAlert
 from trailkeeper.config import redact_url
 from trailkeeper.errors import ConflictError, StorageError
 from trailkeeper.query.ast import MatchAll, Node
 from trailkeeper.query.compile import POSTGRES, compile_where, contains_pattern
 from trailkeeper.query.plan import Order, Page, keyset_order, plan_search, plan_sorted
+from trailkeeper.storage import alerts as alert_rows
 from trailkeeper.storage.base import (
     TOKEN_AND_OWNER,
     TOKEN_COLUMNS,
@@ -70,6 +72,7 @@ log = logging.getLogger("trailkeeper.storage")
 # Advisory lock keys (per database): one serialises appends, one schema migrations.
 _APPEND_LOCK = 0x7472_6B70_0001
 _MIGRATE_LOCK = 0x7472_6B70_0002
+_ALERTS_LOCK = 0x7472_6B70_0006  # serialises alert writers (record_alerts)
 _POOL_MAX = 10
 _CONNECT_TIMEOUT_S = 10
 _POOL_OPEN_TIMEOUT_S = 30.0
@@ -711,6 +714,43 @@ class PostgresStorage:
                          " WHERE name = %s", [name])
         return JobRun(*rows[0]) if rows else None
 
+    # -- alerts (issue 6) -------------------------------------------------------------------
+
+    def record_alerts(self, alerts: Sequence[NewAlert], *, throttle_ms: int, now_ms: int,
+                      position: tuple[str, str] | None = None) -> list[int]:
+        with self._write_lock:
+            con = self._writing()
+            with con.transaction():
+                # Alert writers of every node take turns: the checks below see every earlier
+                # write, and ids grow in commit order (dispatchers follow them).
+                con.execute("SELECT pg_advisory_xact_lock(%s)", (_ALERTS_LOCK,))
+                return alert_rows.record(lambda sql, params: _fetched(con.execute(sql, params)),
+                                         alert_rows.POSTGRES, alerts, throttle_ms=throttle_ms,
+                                         now_ms=now_ms, position=position)
+
+    def list_alerts(self, query: AlertQuery) -> list[AlertRecord]:
+        sql, params = alert_rows.list_query(alert_rows.POSTGRES, query)
+        return [alert_rows.alert_of_row(r) for r in self._all(sql, params)]
+
+    def get_alert(self, alert_id: int) -> AlertRecord | None:
+        rows = self._all(alert_rows.get_query(alert_rows.POSTGRES), [alert_id])
+        return alert_rows.alert_of_row(rows[0]) if rows else None
+
+    def acknowledge_alerts(self, ids: Sequence[int], by: str, now_ms: int) -> int:
+        with self._write_lock:
+            con = self._writing()
+            with con.transaction():
+                return alert_rows.acknowledge(
+                    lambda sql, params: con.execute(sql, params).rowcount,
+                    alert_rows.POSTGRES, ids, by, now_ms)
+
+    def alerts_after(self, last_id: int, limit: int) -> list[AlertRecord]:
+        rows = self._all(alert_rows.after_query(alert_rows.POSTGRES), [last_id, limit])
+        return [alert_rows.alert_of_row(r) for r in rows]
+
+    def last_alert_id(self) -> int:
+        return int(self._one(alert_rows.LAST_ID, []))
+
     # -- upkeep ----------------------------------------------------------------------------
 
     def integrity_check(self) -> list[str]:
@@ -761,6 +801,11 @@ class PostgresStorage:
 
 def _configure_reader(con: psycopg.Connection[tuple[Any, ...]]) -> None:
     con.execute(_READER_SETUP)
+
+
+def _fetched(cur: psycopg.Cursor[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """The rows of a statement; none for one without results (an INSERT, an UPDATE)."""
+    return cur.fetchall() if cur.description is not None else []
 
 
 def _unusable(con: psycopg.Connection[tuple[Any, ...]]) -> bool:

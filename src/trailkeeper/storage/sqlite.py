@@ -21,10 +21,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import astuple
 from pathlib import Path
 
+from trailkeeper.alerts.model import AlertQuery, AlertRecord, NewAlert
 from trailkeeper.errors import ConfigurationError, ConflictError, StorageError
 from trailkeeper.query.ast import MatchAll, Node
 from trailkeeper.query.compile import SQLITE, compile_where, contains_pattern
 from trailkeeper.query.plan import Order, Page, keyset_order, plan_search, plan_sorted, text_terms
+from trailkeeper.storage import alerts as alert_rows
 from trailkeeper.storage.base import (
     TOKEN_AND_OWNER,
     TOKEN_COLUMNS,
@@ -683,6 +685,40 @@ class SqliteStorage:
             row = con.execute("SELECT name, owner, lease_until_ms, last_run_ms FROM job_runs"
                               " WHERE name = ?", (name,)).fetchone()
         return JobRun(*row) if row else None
+
+    # -- alerts (issue 6) -------------------------------------------------------------------
+
+    def record_alerts(self, alerts: Sequence[NewAlert], *, throttle_ms: int, now_ms: int,
+                      position: tuple[str, str] | None = None) -> list[int]:
+        with self._transaction() as con:
+            return alert_rows.record(lambda sql, params: con.execute(sql, params).fetchall(),
+                                     alert_rows.SQLITE, alerts, throttle_ms=throttle_ms,
+                                     now_ms=now_ms, position=position)
+
+    def list_alerts(self, query: AlertQuery) -> list[AlertRecord]:
+        sql, params = alert_rows.list_query(alert_rows.SQLITE, query)
+        with self._reader() as con:
+            return [alert_rows.alert_of_row(r) for r in con.execute(sql, params).fetchall()]
+
+    def get_alert(self, alert_id: int) -> AlertRecord | None:
+        with self._reader() as con:
+            row = con.execute(alert_rows.get_query(alert_rows.SQLITE), (alert_id,)).fetchone()
+        return alert_rows.alert_of_row(row) if row else None
+
+    def acknowledge_alerts(self, ids: Sequence[int], by: str, now_ms: int) -> int:
+        with self._transaction() as con:
+            return alert_rows.acknowledge(lambda sql, params: con.execute(sql, params).rowcount,
+                                          alert_rows.SQLITE, ids, by, now_ms)
+
+    def alerts_after(self, last_id: int, limit: int) -> list[AlertRecord]:
+        with self._reader() as con:
+            rows = con.execute(alert_rows.after_query(alert_rows.SQLITE),
+                               (last_id, limit)).fetchall()
+        return [alert_rows.alert_of_row(r) for r in rows]
+
+    def last_alert_id(self) -> int:
+        with self._reader() as con:
+            return int(con.execute(alert_rows.LAST_ID).fetchone()[0])
 
     # -- upkeep ----------------------------------------------------------------------------
 

@@ -1,0 +1,178 @@
+"""The alert tables, as both backends read and write them (one implementation, two dialects).
+
+Each backend hands these functions a `Run`: its connection's ``execute(sql, params)``
+returning the rows (none for a statement without results), inside the transaction (and
+the locks) it holds. SQL is written with ``?`` and turned into the backend's placeholder
+by `Dialect`, so the statements are the same on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from trailkeeper.alerts.model import MAX_EVENT_IDS, AlertQuery, AlertRecord, NewAlert
+
+Run = Callable[[str, Sequence[object]], list[tuple[Any, ...]]]
+
+_COLUMNS = ("id, rule_id, rule_title, level, tags, ts, last_ms, created_ms, event_ids,"
+            " group_key, count, status, origin, acknowledged_by, acknowledged_ms")
+# Ids per IN list (well under both backends' limits on parameters).
+_IDS_PER_STATEMENT = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """Only the placeholder differs: ``?`` (sqlite3) or ``%s`` (psycopg)."""
+
+    mark: str
+
+    def sql(self, text: str) -> str:
+        return text if self.mark == "?" else text.replace("?", self.mark)
+
+
+SQLITE = Dialect("?")
+POSTGRES = Dialect("%s")
+
+
+def level_rank(level: str | None) -> int:
+    """`trailkeeper.detection.model.level_rank`, imported when first needed (that module
+    loads pySigma, which opening a store should not)."""
+    from trailkeeper.detection.model import level_rank as rank
+
+    return rank(level)
+
+
+def group_key(group: dict[str, str]) -> str:
+    """The canonical text of a correlation's group: JSON of its sorted (name, value) pairs."""
+    return orjson.dumps(sorted(group.items())).decode()
+
+
+def alert_of_row(row: Sequence[Any]) -> AlertRecord:
+    return AlertRecord(
+        id=int(row[0]), rule_id=row[1], rule_title=row[2], level=row[3],
+        tags=tuple(orjson.loads(row[4])), timestamp_ms=int(row[5]), last_ms=int(row[6]),
+        created_ms=int(row[7]), event_ids=tuple(orjson.loads(row[8])),
+        group={str(k): str(v) for k, v in orjson.loads(row[9])}, count=int(row[10]),
+        status=row[11], origin=row[12], acknowledged_by=row[13],
+        acknowledged_ms=None if row[14] is None else int(row[14]))
+
+
+def record(run: Run, dialect: Dialect, alerts: Sequence[NewAlert], *, throttle_ms: int,
+           now_ms: int, position: tuple[str, str] | None) -> list[int]:
+    """`Storage.record_alerts` inside the caller's transaction (which holds the alert
+    writers' lock): every check here sees every earlier write, this call's included."""
+    q = dialect.sql
+    created: list[int] = []
+    for alert in alerts:
+        if run(q("SELECT alert_id FROM alert_triggers WHERE rule_id = ? AND trigger_id = ?"),
+               (alert.rule_id, alert.trigger_id)):
+            continue
+        key = group_key(alert.group)
+        merged = None
+        if throttle_ms > 0:
+            rows = run(q("SELECT id, ts, last_ms, event_ids FROM alerts WHERE rule_id = ?"
+                         " AND group_key = ? AND status = 'open' AND last_ms >= ?"
+                         " ORDER BY id DESC LIMIT 1"),
+                       (alert.rule_id, key, alert.timestamp_ms - throttle_ms))
+            merged = rows[0] if rows else None
+        if merged is not None:
+            alert_id = int(merged[0])
+            ids = _merged_ids(orjson.loads(merged[3]), alert.event_ids)
+            run(q("UPDATE alerts SET count = count + 1, ts = ?, last_ms = ?, event_ids = ?"
+                  " WHERE id = ?"),
+                (min(int(merged[1]), alert.timestamp_ms), max(int(merged[2]),
+                                                              alert.timestamp_ms),
+                 orjson.dumps(ids).decode(), alert_id))
+        else:
+            rows = run(q("INSERT INTO alerts (rule_id, rule_title, level, level_rank, tags,"
+                         " ts, last_ms, created_ms, event_ids, group_key, origin)"
+                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"),
+                       (alert.rule_id, alert.rule_title, alert.level, level_rank(alert.level),
+                        _tags(alert), alert.timestamp_ms, alert.timestamp_ms, now_ms,
+                        orjson.dumps(_merged_ids([], alert.event_ids)).decode(), key,
+                        alert.origin))
+            alert_id = int(rows[0][0])
+            created.append(alert_id)
+        run(q("INSERT INTO alert_triggers VALUES (?, ?, ?)"),
+            (alert.rule_id, alert.trigger_id, alert_id))
+    if position is not None:
+        run(q("INSERT INTO consumer_positions VALUES (?, ?) ON CONFLICT (name)"
+              " DO UPDATE SET state = excluded.state"), position)
+    return created
+
+
+def _tags(alert: NewAlert) -> str:
+    return orjson.dumps(list(alert.tags)).decode()
+
+
+def _merged_ids(kept: list[int], more: Sequence[int]) -> list[int]:
+    """``kept`` then the new ids of ``more``, without repeats, at most `MAX_EVENT_IDS`."""
+    seen = set(kept)
+    for event_id in more:
+        if len(kept) >= MAX_EVENT_IDS:
+            break
+        if event_id not in seen:
+            seen.add(event_id)
+            kept.append(event_id)
+    return kept
+
+
+def list_query(dialect: Dialect, query: AlertQuery) -> tuple[str, list[object]]:
+    """`Storage.list_alerts`: newest first, keyset paged by id."""
+    where: list[str] = []
+    params: list[object] = []
+    if query.status is not None:
+        where.append("status = ?")
+        params.append(query.status)
+    if query.rule_ids:
+        where.append(f"rule_id IN ({', '.join('?' * len(query.rule_ids))})")
+        params.extend(query.rule_ids)
+    if query.min_level is not None:
+        where.append("level_rank >= ?")
+        params.append(level_rank(query.min_level))
+    if query.from_ms is not None:
+        where.append("ts >= ?")
+        params.append(query.from_ms)
+    if query.to_ms is not None:
+        where.append("ts < ?")
+        params.append(query.to_ms)
+    if query.origin is not None:
+        where.append("origin = ?")
+        params.append(query.origin)
+    if query.before_id is not None:
+        where.append("id < ?")
+        params.append(query.before_id)
+    sql = f"SELECT {_COLUMNS} FROM alerts"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    return dialect.sql(sql + " ORDER BY id DESC LIMIT ?"), [*params, query.limit]
+
+
+def get_query(dialect: Dialect) -> str:
+    return dialect.sql(f"SELECT {_COLUMNS} FROM alerts WHERE id = ?")
+
+
+def after_query(dialect: Dialect) -> str:
+    return dialect.sql(f"SELECT {_COLUMNS} FROM alerts WHERE id > ? ORDER BY id LIMIT ?")
+
+
+LAST_ID = "SELECT coalesce(max(id), 0) FROM alerts"
+
+
+def acknowledge(run_count: Callable[[str, Sequence[object]], int], dialect: Dialect,
+                ids: Sequence[int], by: str, now_ms: int) -> int:
+    """`Storage.acknowledge_alerts` inside the caller's transaction: only open alerts
+    change; how many did."""
+    unique = sorted(set(ids))
+    changed = 0
+    for start in range(0, len(unique), _IDS_PER_STATEMENT):
+        part = unique[start:start + _IDS_PER_STATEMENT]
+        changed += run_count(dialect.sql(
+            "UPDATE alerts SET status = 'acknowledged', acknowledged_by = ?,"
+            f" acknowledged_ms = ? WHERE status = 'open' AND id IN ({', '.join('?' * len(part))})"),
+            [by, now_ms, *part])
+    return changed
