@@ -61,48 +61,115 @@ def alert_of_row(row: Sequence[Any]) -> AlertRecord:
         acknowledged_ms=None if row[14] is None else int(row[14]))
 
 
+@dataclass(slots=True)
+class _Open:
+    """An open alert of one rule and group as this call builds it: loaded, or inserted
+    now; merged matches change it in memory and it is written once at the end."""
+
+    id: int
+    ts: int
+    last_ms: int
+    event_ids: list[int]
+    seen: set[int]
+    added: int = 0  # matches merged in by this call
+    changed: bool = False
+
+    def merge(self, alert: NewAlert) -> None:
+        self.added += 1
+        self.ts = min(self.ts, alert.timestamp_ms)
+        self.last_ms = max(self.last_ms, alert.timestamp_ms)
+        for event_id in alert.event_ids:
+            if len(self.event_ids) >= MAX_EVENT_IDS:
+                break
+            if event_id not in self.seen:
+                self.seen.add(event_id)
+                self.event_ids.append(event_id)
+        self.changed = True
+
+
 def record(run: Run, dialect: Dialect, alerts: Sequence[NewAlert], *, throttle_ms: int,
            now_ms: int, position: tuple[str, str] | None) -> list[int]:
     """`Storage.record_alerts` inside the caller's transaction (which holds the alert
-    writers' lock): every check here sees every earlier write, this call's included."""
+    writers' lock): every check here sees every earlier write, this call's included.
+
+    A batch costs one lookup of its triggers, one lookup of the open alert per rule and
+    group it touches, an INSERT per new alert, an UPDATE per alert merged into, and one
+    multi-row INSERT of the triggers (live detection records a batch per 1,000 events)."""
     q = dialect.sql
+    recorded = _recorded(run, dialect, alerts)
+    current: dict[tuple[str, str], _Open | None] = {}
+    triggers: list[tuple[str, int, _Open]] = []
     created: list[int] = []
     for alert in alerts:
-        if run(q("SELECT alert_id FROM alert_triggers WHERE rule_id = ? AND trigger_id = ?"),
-               (alert.rule_id, alert.trigger_id)):
+        pair = (alert.rule_id, alert.trigger_id)
+        if pair in recorded:
             continue
+        recorded.add(pair)
         key = group_key(alert.group)
-        merged = None
-        if throttle_ms > 0:
-            rows = run(q("SELECT id, ts, last_ms, event_ids FROM alerts WHERE rule_id = ?"
-                         " AND group_key = ? AND status = 'open' AND last_ms >= ?"
-                         " ORDER BY id DESC LIMIT 1"),
-                       (alert.rule_id, key, alert.timestamp_ms - throttle_ms))
-            merged = rows[0] if rows else None
-        if merged is not None:
-            alert_id = int(merged[0])
-            ids = _merged_ids(orjson.loads(merged[3]), alert.event_ids)
-            run(q("UPDATE alerts SET count = count + 1, ts = ?, last_ms = ?, event_ids = ?"
-                  " WHERE id = ?"),
-                (min(int(merged[1]), alert.timestamp_ms), max(int(merged[2]),
-                                                              alert.timestamp_ms),
-                 orjson.dumps(ids).decode(), alert_id))
+        slot = (alert.rule_id, key)
+        if slot not in current:
+            current[slot] = _latest_open(run, q, alert.rule_id, key) if throttle_ms > 0 \
+                else None
+        target = current[slot]
+        if target is not None and throttle_ms > 0 \
+                and target.last_ms >= alert.timestamp_ms - throttle_ms:
+            target.merge(alert)
         else:
-            rows = run(q("INSERT INTO alerts (rule_id, rule_title, level, level_rank, tags,"
-                         " ts, last_ms, created_ms, event_ids, group_key, origin)"
-                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"),
-                       (alert.rule_id, alert.rule_title, alert.level, level_rank(alert.level),
-                        _tags(alert), alert.timestamp_ms, alert.timestamp_ms, now_ms,
-                        orjson.dumps(_merged_ids([], alert.event_ids)).decode(), key,
-                        alert.origin))
-            alert_id = int(rows[0][0])
-            created.append(alert_id)
-        run(q("INSERT INTO alert_triggers VALUES (?, ?, ?)"),
-            (alert.rule_id, alert.trigger_id, alert_id))
+            target = _insert(run, q, alert, key, now_ms)
+            current[slot] = target
+            created.append(target.id)
+        triggers.append((alert.rule_id, alert.trigger_id, target))
+    for target in current.values():
+        if target is not None and target.changed:
+            run(q("UPDATE alerts SET count = count + ?, ts = ?, last_ms = ?, event_ids = ?"
+                  " WHERE id = ?"),
+                (target.added, target.ts, target.last_ms,
+                 orjson.dumps(target.event_ids).decode(), target.id))
+    for start in range(0, len(triggers), _IDS_PER_STATEMENT):
+        part = triggers[start:start + _IDS_PER_STATEMENT]
+        run(q("INSERT INTO alert_triggers VALUES " + ", ".join(["(?, ?, ?)"] * len(part))),
+            [v for rule_id, trigger_id, target in part for v in (rule_id, trigger_id,
+                                                                 target.id)])
     if position is not None:
         run(q("INSERT INTO consumer_positions VALUES (?, ?) ON CONFLICT (name)"
               " DO UPDATE SET state = excluded.state"), position)
     return created
+
+
+def _recorded(run: Run, dialect: Dialect, alerts: Sequence[NewAlert]) -> set[tuple[str, int]]:
+    """The (rule, trigger) pairs among ``alerts`` that are recorded already."""
+    wanted = {(a.rule_id, a.trigger_id) for a in alerts}
+    trigger_ids = sorted({a.trigger_id for a in alerts})
+    found: set[tuple[str, int]] = set()
+    for start in range(0, len(trigger_ids), _IDS_PER_STATEMENT):
+        part = trigger_ids[start:start + _IDS_PER_STATEMENT]
+        rows = run(dialect.sql("SELECT rule_id, trigger_id FROM alert_triggers WHERE"
+                               f" trigger_id IN ({', '.join('?' * len(part))})"), part)
+        found.update(p for p in ((str(r[0]), int(r[1])) for r in rows) if p in wanted)
+    return found
+
+
+def _latest_open(run: Run, q: Callable[[str], str], rule_id: str, key: str) -> _Open | None:
+    """The open alert of this rule and group whose latest match is the most recent."""
+    rows = run(q("SELECT id, ts, last_ms, event_ids FROM alerts WHERE rule_id = ?"
+                 " AND group_key = ? AND status = 'open' ORDER BY last_ms DESC, id DESC"
+                 " LIMIT 1"), (rule_id, key))
+    if not rows:
+        return None
+    ids = [int(i) for i in orjson.loads(rows[0][3])]
+    return _Open(int(rows[0][0]), int(rows[0][1]), int(rows[0][2]), ids, set(ids))
+
+
+def _insert(run: Run, q: Callable[[str], str], alert: NewAlert, key: str,
+            now_ms: int) -> _Open:
+    ids = _merged_ids([], alert.event_ids)
+    rows = run(q("INSERT INTO alerts (rule_id, rule_title, level, level_rank, tags,"
+                 " ts, last_ms, created_ms, event_ids, group_key, origin)"
+                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"),
+               (alert.rule_id, alert.rule_title, alert.level, level_rank(alert.level),
+                _tags(alert), alert.timestamp_ms, alert.timestamp_ms, now_ms,
+                orjson.dumps(ids).decode(), key, alert.origin))
+    return _Open(int(rows[0][0]), alert.timestamp_ms, alert.timestamp_ms, ids, set(ids))
 
 
 def _tags(alert: NewAlert) -> str:

@@ -29,5 +29,5 @@ CREATE TABLE alert_triggers (
     rule_id    text COLLATE "C" NOT NULL,
     trigger_id bigint NOT NULL,
     alert_id   bigint NOT NULL,
-    PRIMARY KEY (rule_id, trigger_id)
+    PRIMARY KEY (trigger_id, rule_id)  -- a batch looks its trigger events up
 );

@@ -29,5 +29,5 @@ CREATE TABLE alert_triggers (
     rule_id    TEXT NOT NULL,
     trigger_id INTEGER NOT NULL,
     alert_id   INTEGER NOT NULL,
-    PRIMARY KEY (rule_id, trigger_id)
+    PRIMARY KEY (trigger_id, rule_id)  -- a batch looks its trigger events up
 ) WITHOUT ROWID;
