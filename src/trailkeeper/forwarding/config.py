@@ -22,23 +22,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from trailkeeper.alerts.actions.secrets import check_one_secret, resolve_secret
 from trailkeeper.forwarding.forwarder import Forwarder, SplunkSink, StartAt, SyslogSink
 from trailkeeper.forwarding.splunk import DEFAULT_SOURCE, DEFAULT_SOURCETYPE, HecClient
-from trailkeeper.forwarding.syslog import (
-    DEFAULT_MAX_DATAGRAM,
-    Framing,
-    SyslogSender,
-    facility_number,
-    parse_url,
-)
+from trailkeeper.forwarding.syslog_target import SyslogTarget
 from trailkeeper.metrics import Metrics
 from trailkeeper.storage.base import Storage
 
 _NAME = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
-DEFAULT_FACILITY = "auth"  # 4: security/authorization messages; rsyslog keeps them apart
 
 
 class _ForwardConfig(BaseModel):
@@ -50,58 +43,13 @@ class _ForwardConfig(BaseModel):
     max_backoff_s: float = Field(default=60.0, gt=0, le=3600)
 
 
-class SyslogForwardConfig(_ForwardConfig):
+class SyslogForwardConfig(_ForwardConfig, SyslogTarget):
     """``type = "syslog"``: RFC 5424 over UDP, TCP or TLS."""
 
     type: Literal["syslog"]
-    url: str  # udp://host[:514], tcp://host[:514], tls://host[:6514]
-    format: Literal["json", "cef"] = "json"
-    framing: Framing = "octet"  # TCP and TLS: octet counting, or "lf" (newline)
-    facility: str | int = DEFAULT_FACILITY
-    app_name: str = Field(default="trailkeeper", min_length=1, max_length=48)
-    hostname: str | None = None  # default: the node's name
-    ca_file: Path | None = None
-    verify: bool = True
-    cert_file: Path | None = None  # client certificate (mutual TLS)
-    key_file: Path | None = None
-    key_password: SecretStr | None = None
-    key_password_env: str | None = None
-    key_password_file: Path | None = None
-    server_name: str | None = None  # the name checked in the certificate (default: host)
-    max_datagram: int = Field(default=DEFAULT_MAX_DATAGRAM, ge=480, le=65_507)
-    timeout_s: float = Field(default=10.0, gt=0)
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, url: str) -> str:
-        parse_url(url)
-        return url
-
-    @field_validator("facility")
-    @classmethod
-    def _facility(cls, facility: str | int) -> str | int:
-        facility_number(facility)
-        return facility
-
-    @model_validator(mode="after")
-    def _secret(self) -> SyslogForwardConfig:
-        check_one_secret(self.key_password, self.key_password_env, self.key_password_file,
-                         what="key_password")
-        if self.key_file is not None and self.cert_file is None:
-            raise ValueError("key_file needs cert_file")
-        return self
-
-    def sender(self) -> SyslogSender:
-        password = resolve_secret(self.key_password, self.key_password_env,
-                                  self.key_password_file, what="key_password")
-        return SyslogSender(
-            self.url, framing=self.framing, timeout_s=self.timeout_s, ca_file=self.ca_file,
-            verify=self.verify, cert_file=self.cert_file, key_file=self.key_file,
-            key_password=password, server_name=self.server_name,
-            max_datagram=self.max_datagram)
 
     def build(self, storage: Storage, metrics: Metrics, *, node: str) -> Forwarder:
-        sink = SyslogSink(self.sender(), facility=facility_number(self.facility),
+        sink = SyslogSink(self.sender(), facility=self.facility_number,
                           hostname=self.hostname or node, app_name=self.app_name,
                           format=self.format, metrics=metrics, forwarder=self.name)
         return Forwarder(storage, self.name, sink, metrics=metrics, batch_size=self.batch_size,
