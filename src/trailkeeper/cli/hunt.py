@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from trailkeeper.cli.options import existing_store, resolve_store, store_options
 from trailkeeper.detection.hunt import hunt as run_hunt
 from trailkeeper.detection.hunt import select, time_range
+from trailkeeper.errors import BadRequestError
 from trailkeeper.model.timestamps import format_iso, now_ms
 from trailkeeper.node import load_node_rules
 from trailkeeper.query.dates import TimeValueError, parse_span
@@ -54,7 +55,10 @@ def hunt(home: Path | None, db_url: str | None, from_: str | None, to: str | Non
     """
     home, url = resolve_store(home, db_url)
     settings = load_file_settings(home, config_file)
-    ruleset = select(load_node_rules(home, settings, rule_dirs), names)
+    try:
+        ruleset = select(load_node_rules(home, settings, rule_dirs), names)
+    except BadRequestError as exc:
+        raise click.BadParameter(exc.message, param_hint="RULE") from None
     from_ms = _time(from_, end=False, option="--from")
     to_ms = _time(to, end=True, option="--to")
     err = Console(stderr=True)
