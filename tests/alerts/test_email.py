@@ -15,10 +15,10 @@ from tests.alerts.servers import (
     SMTP_PASSWORD,
     SMTP_USER,
     alert_record,
-    self_signed,
     smtp_server,
 )
 from tests.conftest import free_port
+from tests.tls import self_signed
 from trailkeeper.alerts.actions.base import AlertMessage, DeliveryError
 from trailkeeper.alerts.actions.email import EmailAction, EmailConfig
 from trailkeeper.errors import ConfigurationError

@@ -17,10 +17,10 @@ from tests.alerts.servers import (
     WEBHOOK_SECRET,
     WebhookReceiver,
     alert_record,
-    self_signed,
     webhook_server,
 )
 from tests.conftest import free_port
+from tests.tls import self_signed
 from trailkeeper import __version__
 from trailkeeper.alerts.actions.base import AlertMessage, DeliveryError
 from trailkeeper.alerts.actions.webhook import (

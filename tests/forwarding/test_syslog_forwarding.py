@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+from dataclasses import astuple
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,9 @@ from tests.forwarding.helpers import (
     parse_cef,
     parse_rfc5424,
     receiving,
-    self_signed,
     wait_for,
 )
+from tests.tls import self_signed
 from trailkeeper.forwarding.config import SyslogForwardConfig
 from trailkeeper.forwarding.errors import SendError
 from trailkeeper.forwarding.forwarder import Forwarder, ForwarderBusyError, SyslogSink
@@ -211,8 +212,8 @@ def test_udp_sends_one_datagram_per_event_and_truncates_the_oversized(
 
 @pytest.fixture
 def certs(tmp_path: Path) -> dict[str, Path]:
-    server_cert, server_key = self_signed(tmp_path, "server")
-    client_cert, client_key = self_signed(tmp_path, "client")
+    server_cert, server_key = astuple(self_signed(tmp_path, "server"))
+    client_cert, client_key = astuple(self_signed(tmp_path, "client"))
     return {"server_cert": server_cert, "server_key": server_key,
             "client_cert": client_cert, "client_key": client_key}
 
@@ -239,7 +240,7 @@ def test_tls_delivers_to_a_receiver_trusted_through_ca_file(
 
 def test_tls_refuses_a_receiver_whose_certificate_is_not_trusted(
         certs: dict[str, Path], tmp_path: Path) -> None:
-    other_ca, _ = self_signed(tmp_path, "other")
+    other_ca = self_signed(tmp_path, "other").cert_file
     with receiving(StreamReceiver(tls=tls_server(certs))) as receiver:
         for ca in (None, other_ca):
             sender = SyslogSender(receiver.url, ca_file=ca)
