@@ -66,13 +66,14 @@ class _Open:
     """An open alert of one rule and group as this call builds it: loaded, or inserted
     now; merged matches change it in memory and it is written once at the end."""
 
-    id: int
+    id: int  # 0 until a new alert is inserted, at the end of the call
     ts: int
     last_ms: int
     event_ids: list[int]
     seen: set[int]
     added: int = 0  # matches merged in by this call
     changed: bool = False
+    new: NewAlert | None = None  # the match that opened it, when this call did
 
     def merge(self, alert: NewAlert) -> None:
         self.added += 1
@@ -93,13 +94,13 @@ def record(run: Run, dialect: Dialect, alerts: Sequence[NewAlert], *, throttle_m
     writers' lock): every check here sees every earlier write, this call's included.
 
     A batch costs one lookup of its triggers, one lookup of the open alert per rule and
-    group it touches, an INSERT per new alert, an UPDATE per alert merged into, and one
-    multi-row INSERT of the triggers (live detection records a batch per 1,000 events)."""
+    group it touches, an UPDATE per stored alert merged into, and multi-row INSERTs of the
+    new alerts and of the triggers (live detection records a batch per 1,000 events)."""
     q = dialect.sql
     recorded = _recorded(run, dialect, alerts)
     current: dict[tuple[str, str], _Open | None] = {}
     triggers: list[tuple[str, int, _Open]] = []
-    created: list[int] = []
+    opened: list[_Open] = []
     for alert in alerts:
         pair = (alert.rule_id, alert.trigger_id)
         if pair in recorded:
@@ -115,12 +116,14 @@ def record(run: Run, dialect: Dialect, alerts: Sequence[NewAlert], *, throttle_m
                 and target.last_ms >= alert.timestamp_ms - throttle_ms:
             target.merge(alert)
         else:
-            target = _insert(run, q, alert, key, now_ms)
+            ids = _merged_ids([], alert.event_ids)
+            target = _Open(0, alert.timestamp_ms, alert.timestamp_ms, ids, set(ids), new=alert)
             current[slot] = target
-            created.append(target.id)
+            opened.append(target)
         triggers.append((alert.rule_id, alert.trigger_id, target))
+    created = _insert(run, q, opened, now_ms)
     for target in current.values():
-        if target is not None and target.changed:
+        if target is not None and target.changed and target.new is None:
             run(q("UPDATE alerts SET count = count + ?, ts = ?, last_ms = ?, event_ids = ?"
                   " WHERE id = ?"),
                 (target.added, target.ts, target.last_ms,
@@ -160,16 +163,30 @@ def _latest_open(run: Run, q: Callable[[str], str], rule_id: str, key: str) -> _
     return _Open(int(rows[0][0]), int(rows[0][1]), int(rows[0][2]), ids, set(ids))
 
 
-def _insert(run: Run, q: Callable[[str], str], alert: NewAlert, key: str,
-            now_ms: int) -> _Open:
-    ids = _merged_ids([], alert.event_ids)
-    rows = run(q("INSERT INTO alerts (rule_id, rule_title, level, level_rank, tags,"
-                 " ts, last_ms, created_ms, event_ids, group_key, origin)"
-                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"),
-               (alert.rule_id, alert.rule_title, alert.level, level_rank(alert.level),
-                _tags(alert), alert.timestamp_ms, alert.timestamp_ms, now_ms,
-                orjson.dumps(ids).decode(), key, alert.origin))
-    return _Open(int(rows[0][0]), alert.timestamp_ms, alert.timestamp_ms, ids, set(ids))
+def _insert(run: Run, q: Callable[[str], str], opened: list[_Open], now_ms: int) -> list[int]:
+    """Insert the alerts this call opened (with the matches merged into them since), in
+    order; their ids. Ids are handed out in the order of the VALUES rows, on both
+    backends (RETURNING itself promises no order, so the ids are sorted)."""
+    created: list[int] = []
+    rows_per_statement = _IDS_PER_STATEMENT // 12
+    for start in range(0, len(opened), rows_per_statement):
+        part = opened[start:start + rows_per_statement]
+        params: list[object] = []
+        for target in part:
+            alert = target.new
+            assert alert is not None
+            params += [alert.rule_id, alert.rule_title, alert.level, level_rank(alert.level),
+                       _tags(alert), target.ts, target.last_ms, now_ms,
+                       orjson.dumps(target.event_ids).decode(), group_key(alert.group),
+                       alert.origin, 1 + target.added]
+        rows = run(q("INSERT INTO alerts (rule_id, rule_title, level, level_rank, tags, ts,"
+                     " last_ms, created_ms, event_ids, group_key, origin, count) VALUES "
+                     + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(part))
+                     + " RETURNING id"), params)
+        for target, row in zip(part, sorted(int(r[0]) for r in rows), strict=True):
+            target.id = row
+            created.append(row)
+    return created
 
 
 def _tags(alert: NewAlert) -> str:
