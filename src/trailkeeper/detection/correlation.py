@@ -80,6 +80,7 @@ from sigma.correlations import (
 )
 
 from trailkeeper.alerts.model import MAX_EVENT_IDS
+from trailkeeper.detection.fields import MISSING, Resolver, canonical_field, resolver
 from trailkeeper.detection.model import LoadedCorrelation, LoadedRule
 
 __all__ = ["MAX_HIT_EVENT_IDS", "CorrelationError", "CorrelationHit", "Correlator", "usable"]
@@ -158,38 +159,22 @@ def _scalar(value: Any) -> str | None:
     return None
 
 
-def _walk(node: Any, parts: tuple[str, ...], i: int) -> str | None:
-    while i < len(parts):
-        if isinstance(node, dict | Mapping):
-            node = node.get(parts[i])
-            i += 1
-        elif isinstance(node, list):
-            for item in node:
-                found = _walk(item, parts, i)
-                if found is not None:
-                    return found
-            return None
-        else:
-            return None
-    return _scalar(node)
-
-
 @dataclass(frozen=True)
 class _Field:
-    """A dotted path; a flat key with the whole name (an inner hit's group) is tried first."""
+    """A group-by or value field, found as the rules find theirs (`fields.resolver`: flat
+    key first — an inner hit's group — then the dotted path; REST aliases; the ISO
+    timestamp); in an array, the first element that has it."""
 
     name: str
-    parts: tuple[str, ...]
+    resolve: Resolver
 
     @classmethod
     def of(cls, name: str) -> _Field:
-        return cls(name, tuple(name.split(".")))
+        return cls(name, resolver(canonical_field(name)))
 
     def get(self, doc: Mapping[str, Any]) -> str | None:
-        value = doc.get(self.name)
-        if value is not None or len(self.parts) == 1:
-            return _scalar(value)
-        return _walk(doc, self.parts, 0)
+        value = doc.get(self.name, MISSING)
+        return _scalar(self.resolve(doc) if value is MISSING else value)
 
 
 # -- state ---------------------------------------------------------------------------------
