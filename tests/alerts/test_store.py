@@ -178,3 +178,19 @@ def test_two_writers_recording_the_same_trigger_make_one_alert(db_url: str) -> N
     finally:
         for s in stores:
             s.close()
+
+
+def test_a_group_spelled_differently_is_the_same_group(storage: Storage) -> None:
+    """The correlation compares group values casefolded, so does the throttle; the alert
+    shows the spelling it was opened with."""
+    [first] = storage.record_alerts([match(1, group={"author.name": "Alice"})],
+                                    throttle_ms=10 * MINUTE, now_ms=T0)
+    merged = storage.record_alerts([match(2, at=T0 + MINUTE, group={"author.name": "alice"})],
+                                   throttle_ms=10 * MINUTE, now_ms=T0)
+    assert merged == []
+    alert = storage.get_alert(first)
+    assert alert is not None
+    assert (alert.count, alert.event_ids, alert.group) == (2, (1, 2), {"author.name": "Alice"})
+    other = storage.record_alerts([match(3, at=T0 + MINUTE, group={"author.name": "bob"})],
+                                  throttle_ms=10 * MINUTE, now_ms=T0)
+    assert len(other) == 1

@@ -19,7 +19,7 @@ from trailkeeper.alerts.model import MAX_EVENT_IDS, AlertQuery, AlertRecord, New
 Run = Callable[[str, Sequence[object]], list[tuple[Any, ...]]]
 
 _COLUMNS = ("id, rule_id, rule_title, level, tags, ts, last_ms, created_ms, event_ids,"
-            " group_key, count, status, origin, acknowledged_by, acknowledged_ms")
+            " group_json, count, status, origin, acknowledged_by, acknowledged_ms")
 # Ids per IN list (well under both backends' limits on parameters).
 _IDS_PER_STATEMENT = 1000
 
@@ -46,9 +46,14 @@ def level_rank(level: str | None) -> int:
     return rank(level)
 
 
-def group_key(group: dict[str, str]) -> str:
-    """The canonical text of a correlation's group: JSON of its sorted (name, value) pairs."""
+def group_json(group: dict[str, str]) -> str:
+    """A correlation's group as shown: JSON of its sorted (name, value) pairs."""
     return orjson.dumps(sorted(group.items())).decode()
+
+
+def group_key(group: dict[str, str]) -> str:
+    """The group as the throttle compares it: values casefolded, as the correlation does."""
+    return orjson.dumps(sorted((k, v.casefold()) for k, v in group.items())).decode()
 
 
 def alert_of_row(row: Sequence[Any]) -> AlertRecord:
@@ -168,7 +173,7 @@ def _insert(run: Run, q: Callable[[str], str], opened: list[_Open], now_ms: int)
     order; their ids. Ids are handed out in the order of the VALUES rows, on both
     backends (RETURNING itself promises no order, so the ids are sorted)."""
     created: list[int] = []
-    rows_per_statement = _IDS_PER_STATEMENT // 12
+    rows_per_statement = _IDS_PER_STATEMENT // 13
     for start in range(0, len(opened), rows_per_statement):
         part = opened[start:start + rows_per_statement]
         params: list[object] = []
@@ -178,10 +183,11 @@ def _insert(run: Run, q: Callable[[str], str], opened: list[_Open], now_ms: int)
             params += [alert.rule_id, alert.rule_title, alert.level, level_rank(alert.level),
                        _tags(alert), target.ts, target.last_ms, now_ms,
                        orjson.dumps(target.event_ids).decode(), group_key(alert.group),
-                       alert.origin, 1 + target.added]
+                       group_json(alert.group), alert.origin, 1 + target.added]
         rows = run(q("INSERT INTO alerts (rule_id, rule_title, level, level_rank, tags, ts,"
-                     " last_ms, created_ms, event_ids, group_key, origin, count) VALUES "
-                     + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(part))
+                     " last_ms, created_ms, event_ids, group_key, group_json, origin, count)"
+                     " VALUES "
+                     + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(part))
                      + " RETURNING id"), params)
         for target, row in zip(part, sorted(int(r[0]) for r in rows), strict=True):
             target.id = row

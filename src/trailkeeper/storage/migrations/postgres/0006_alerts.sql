@@ -1,7 +1,9 @@
 -- Alerts raised by detection rules (issue 6). Alerts are written under a transaction-level
 -- advisory lock, so ids grow in commit order and dispatchers follow them like the event log.
--- ``group_key`` is the correlation's group-by values as JSON of sorted [name, value] pairs
--- ('[]' for a plain rule); ``tags`` and ``event_ids`` are JSON arrays.
+-- ``group_json`` is the correlation's group-by values as JSON of sorted [name, value] pairs
+-- ('[]' for a plain rule), ``group_key`` the same with the values casefolded (the correlation
+-- compares them so: "Alice" and "alice" are one group); ``tags`` and ``event_ids`` are JSON
+-- arrays.
 CREATE TABLE alerts (
     id              bigserial PRIMARY KEY,
     rule_id         text COLLATE "C" NOT NULL,
@@ -14,6 +16,7 @@ CREATE TABLE alerts (
     created_ms      bigint NOT NULL,
     event_ids       text NOT NULL,
     group_key       text COLLATE "C" NOT NULL,
+    group_json      text NOT NULL,
     count           bigint NOT NULL DEFAULT 1,
     status          text NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'acknowledged')),
     origin          text NOT NULL CHECK (origin IN ('live', 'hunt')),

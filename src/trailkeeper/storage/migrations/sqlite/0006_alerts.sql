@@ -1,7 +1,9 @@
 -- Alerts raised by detection rules (issue 6). AUTOINCREMENT: ids are never reused, and the
 -- one writer hands them out in commit order, so dispatchers follow them like the event log.
--- ``group_key`` is the correlation's group-by values as JSON of sorted [name, value] pairs
--- ("[]" for a plain rule); ``tags`` and ``event_ids`` are JSON arrays.
+-- ``group_json`` is the correlation's group-by values as JSON of sorted [name, value] pairs
+-- ("[]" for a plain rule), ``group_key`` the same with the values casefolded (the correlation
+-- compares them so: "Alice" and "alice" are one group); ``tags`` and ``event_ids`` are JSON
+-- arrays.
 CREATE TABLE alerts (
     id              INTEGER PRIMARY KEY AUTOINCREMENT,
     rule_id         TEXT NOT NULL,
@@ -14,6 +16,7 @@ CREATE TABLE alerts (
     created_ms      INTEGER NOT NULL,
     event_ids       TEXT NOT NULL,
     group_key       TEXT NOT NULL,
+    group_json      TEXT NOT NULL,
     count           INTEGER NOT NULL DEFAULT 1,
     status          TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'acknowledged')),
     origin          TEXT NOT NULL CHECK (origin IN ('live', 'hunt')),
