@@ -35,7 +35,7 @@ from trailkeeper.alerts.actions.base import Action, DeliveryError
 from trailkeeper.alerts.message import build_message
 from trailkeeper.alerts.model import AlertRecord
 from trailkeeper.alerts.routing import RouteConfig
-from trailkeeper.consumers.base import Poller
+from trailkeeper.consumers.base import Poller, backoff_s
 from trailkeeper.consumers.cursor import LogCursor
 from trailkeeper.consumers.lease import DEFAULT_LEASE_MS, Lease
 from trailkeeper.metrics import Metrics
@@ -233,10 +233,8 @@ class Dispatcher:
 
     def backoff(self, attempt: int, retry_after_s: float | None = None) -> float:
         """The pause after the ``attempt``-th failed attempt."""
-        delay: float = self.first_backoff_s * 2.0 ** min(attempt - 1, 60)
-        if retry_after_s is not None:
-            delay = max(delay, retry_after_s)
-        return min(self.max_backoff_s, delay)
+        return backoff_s(attempt, first_s=self.first_backoff_s, max_s=self.max_backoff_s,
+                         retry_after_s=retry_after_s)
 
     def start(self) -> None:
         for worker in self._workers:

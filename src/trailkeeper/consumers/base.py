@@ -20,6 +20,17 @@ log = logging.getLogger("trailkeeper.consumers")
 _FIRST_BACKOFF_S = 0.5
 
 
+def backoff_s(failures: int, *, first_s: float, max_s: float,
+              retry_after_s: float | None = None) -> float:
+    """The pause after the ``failures``-th failure in a row: ``first_s`` doubling up to
+    ``max_s``, or longer when the receiver asked for ``retry_after_s`` (still ``max_s`` at
+    most)."""
+    delay = first_s * 2.0 ** min(failures - 1, 60)
+    if retry_after_s is not None:
+        delay = max(delay, retry_after_s)
+    return min(max_s, delay)
+
+
 class Consumer(Protocol):
     """A reader of the committed log with its own durable position."""
 
@@ -96,7 +107,8 @@ class Poller:
                 failures = 0
             except Exception:
                 failures += 1
-                delay = min(self._max_backoff_s, _FIRST_BACKOFF_S * 2 ** (failures - 1))
+                delay = backoff_s(failures, first_s=_FIRST_BACKOFF_S,
+                                  max_s=self._max_backoff_s)
                 log.exception("%s failed (attempt %d); retrying in %.1f s", self.name,
                               failures, delay)
             if delay > 0:

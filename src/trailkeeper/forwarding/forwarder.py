@@ -20,7 +20,7 @@ import time
 from collections.abc import Sequence
 from typing import Literal, Protocol
 
-from trailkeeper.consumers.base import Poller
+from trailkeeper.consumers.base import Poller, backoff_s
 from trailkeeper.consumers.cursor import LogCursor
 from trailkeeper.consumers.fileline import file_line
 from trailkeeper.consumers.lease import Lease
@@ -137,10 +137,9 @@ class Forwarder:
                 sent = self._send_batch()
             except Exception as exc:
                 self._failures += 1
-                delay = min(self._max_backoff_s, _FIRST_BACKOFF_S * 2.0 ** (self._failures - 1))
-                retry_after = exc.retry_after_s if isinstance(exc, SendError) else None
-                if retry_after is not None:
-                    delay = min(self._max_backoff_s, max(delay, retry_after))
+                delay = backoff_s(
+                    self._failures, first_s=_FIRST_BACKOFF_S, max_s=self._max_backoff_s,
+                    retry_after_s=exc.retry_after_s if isinstance(exc, SendError) else None)
                 if isinstance(exc, SendError):
                     log.error("%s: %s (attempt %d; next in %.1f s)", self.name, exc,
                               self._failures, delay)
