@@ -99,6 +99,16 @@ class Metrics:
         self.alert_matches = Counter(
             "trailkeeper_alert_matches",
             "Rule matches that became or joined an alert, by level", ["level"], registry=r)
+        # The verifiable log (integrity/consumer.py); its lag is consumer_lag
+        # {consumer="integrity"}: events not yet in the Merkle tree.
+        self.merkle_leaves = Counter(
+            "trailkeeper_merkle_leaves", "Events added to the Merkle tree", registry=r)
+        self.checkpoints_signed = Counter(
+            "trailkeeper_checkpoints_signed", "Signed checkpoints of the Merkle tree",
+            registry=r)
+        self.checkpoint_size = Gauge(
+            "trailkeeper_checkpoint_tree_size", "Events covered by the latest checkpoint",
+            registry=r, multiprocess_mode="livemax")
         self.events_dropped.inc(0)
         self.events_stored.inc(0)
 

@@ -3,6 +3,8 @@
 - the Atlassian-format audit log files (`FileSink`, one writer per node: with several
   worker processes the others stand by), woken after every commit;
 - the retention scheduler (every node checks; the store's lease lets one run per cluster);
+- the verifiable log (`IntegrityConsumer`): the Merkle tree over every committed event and
+  its signed checkpoints, one builder per cluster (a lease);
 - detection (`DetectionConsumer`): the Sigma rules on every committed event, recording
   alerts; the alert actions (`Dispatcher`: e-mail, webhook, syslog) that tell people; the
   SIEM forwarders (syslog, Splunk HEC). Each holds a cluster-wide lease, so one process in
@@ -33,6 +35,8 @@ from trailkeeper.detection.rules import BUILTIN_DIR, load_rules
 from trailkeeper.forwarding.forwarder import Forwarder
 from trailkeeper.governance.retention import RetentionJob, RetentionScheduler
 from trailkeeper.ingest.service import AuditService
+from trailkeeper.integrity.consumer import CONSUMER as INTEGRITY
+from trailkeeper.integrity.consumer import IntegrityConsumer
 from trailkeeper.model.event import AuditEvent
 from trailkeeper.settingsfile import ActionConfig, FileSettings
 
@@ -42,6 +46,11 @@ log = logging.getLogger("trailkeeper.node")
 def node_name() -> str:
     """This node's name: ``TRAILKEEPER_NODE``, or the host name."""
     return os.environ.get("TRAILKEEPER_NODE") or socket.gethostname()
+
+
+def checkpoint_key_path(home: Path) -> Path:
+    """Where a node keeps the private key that signs checkpoints (``.pub`` beside it)."""
+    return home / "integrity" / "checkpoint.key"
 
 
 def rule_sources(home: Path, settings: FileSettings,
@@ -109,12 +118,19 @@ class NodeJobs:
                 storage, Detector(ruleset), throttle_ms=settings.detection.throttle_ms,
                 metrics=metrics, lease=Lease(storage, DETECTION),
                 on_alerts=self.dispatcher.notify if self.dispatcher else None)
+        integrity = settings.integrity
+        self.integrity = IntegrityConsumer(
+            storage, integrity.key or checkpoint_key_path(home), origin=integrity.origin,
+            record_event=self._record, node=self.node,
+            every_events=integrity.checkpoint_events,
+            every_s=integrity.checkpoint_interval_s, metrics=metrics,
+            lease=Lease(storage, INTEGRITY)) if integrity.enabled else None
         self.forwarders: list[Forwarder] = [
             forward.build(storage, metrics, node=self.node) for forward in settings.forward]
 
     def _record(self, event: AuditEvent) -> None:
-        # The record of a retention run is written whatever the coverage (it is evidence
-        # that events were removed on purpose), and durably before the job moves on.
+        # The records of a retention run and of a checkpoint are written whatever the
+        # coverage (they are evidence), and durably before the job moves on.
         self.service.submit([event], screen=False)
 
     def start(self) -> None:
@@ -123,6 +139,9 @@ class NodeJobs:
             self.service.after_commit(self.file_sink.notify)
         if self.retention is not None:
             self.retention.start()
+        if self.integrity is not None:
+            self.integrity.start()
+            self.service.after_commit(self.integrity.notify)
         if self.dispatcher is not None:
             self.dispatcher.start()
         if self.detection is not None:
@@ -131,9 +150,9 @@ class NodeJobs:
         for forwarder in self.forwarders:
             forwarder.start()
             self.service.after_commit(forwarder.notify)
-        log.info("node %s: audit log files %s, retention %s, detection %s, %d alert "
-                 "action(s), %d forwarder(s)", self.node, _on(self.file_sink),
-                 _on(self.retention), _on(self.detection),
+        log.info("node %s: audit log files %s, retention %s, integrity %s, detection %s, "
+                 "%d alert action(s), %d forwarder(s)", self.node, _on(self.file_sink),
+                 _on(self.retention), _on(self.integrity), _on(self.detection),
                  len(self.dispatcher.actions) if self.dispatcher else 0, len(self.forwarders))
 
     def stop(self) -> None:
@@ -147,6 +166,10 @@ class NodeJobs:
             self.detection.stop()
         if self.dispatcher is not None:
             self.dispatcher.stop()
+        # The last checkpoint's record is an event: the file sink stops after it, so that it
+        # writes that record too.
+        if self.integrity is not None:
+            self.integrity.stop()
         if self.file_sink is not None:
             self.file_sink.stop()
 

@@ -15,6 +15,13 @@ the built-in rules run and alerts are stored and listed, but nobody is told).
     disabled = ["trailkeeper_audit_config_changed"]
     throttle = "10m"              # merge alerts of one rule and group within this time
 
+    [integrity]                   # the verifiable log: docs/integrity.md
+    enabled = true                # hash every event into the Merkle tree, sign checkpoints
+    origin = "audit.example.com/bitbucket"   # the log's name in checkpoints
+    checkpoint_events = 10000     # sign after this many new events ...
+    checkpoint_interval = "60s"   # ... or this long after the last checkpoint
+    key = "/etc/trailkeeper/checkpoint.key"  # Ed25519 PKCS#8 PEM, 0600; made when missing
+
     [[action]]                    # email | webhook | syslog: docs/detection.md
     [[forward]]                   # syslog | splunk: docs/operations.md
 
@@ -76,6 +83,28 @@ class DetectionSettings(BaseModel):
         return duration_ms(self.throttle)
 
 
+class IntegritySettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    # A C2SP origin is a key name too: no spaces, no "+", one line.
+    origin: str | None = Field(default=None, pattern=r"^[^\s+]{1,200}$")
+    checkpoint_events: int = Field(default=10_000, ge=1, le=10_000_000)
+    checkpoint_interval: str = "60s"
+    key: Path | None = None  # default: $TRAILKEEPER_HOME/integrity/checkpoint.key
+
+    @field_validator("checkpoint_interval")
+    @classmethod
+    def _interval(cls, value: str) -> str:
+        if duration_ms(value) < 1000:
+            raise ValueError("checkpoint_interval must be at least 1s")
+        return value
+
+    @property
+    def checkpoint_interval_s(self) -> float:
+        return duration_ms(self.checkpoint_interval) / 1000
+
+
 ActionConfig = Annotated[EmailConfig | WebhookConfig | SyslogActionConfig,
                          Field(discriminator="type")]
 ForwardConfig = Annotated[SyslogForwardConfig | SplunkForwardConfig,
@@ -89,6 +118,7 @@ class FileSettings(BaseModel):
 
     public_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
     detection: DetectionSettings = DetectionSettings()
+    integrity: IntegritySettings = IntegritySettings()
     action: tuple[ActionConfig, ...] = ()
     forward: tuple[ForwardConfig, ...] = ()
 

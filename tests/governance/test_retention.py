@@ -299,6 +299,9 @@ def test_a_run_deletes_expired_events_in_batches_and_records_itself(
         "Events deleted by row limit": "0",
         "Events deleted": "25",
         "Duration (ms)": "0",
+        # For verifiers: nothing newer was deleted; Merkle leaves are kept from this event.
+        "Deleted events up to": "2024-04-05T11:59:59.999Z",
+        "Merkle leaves kept from event ID": str(kept[0]),
     }
     deleted = metrics.registry.get_sample_value("trailkeeper_events_deleted_total",
                                                 {"reason": "age"})

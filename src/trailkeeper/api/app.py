@@ -14,6 +14,7 @@ from trailkeeper.api import (
     atlassian,
     bitbucket,
     configuration,
+    integrity,
     native,
     ops,
     search,
@@ -74,7 +75,7 @@ def build_app(service: AuditService, settings: Settings | None = None, *,
     # API tokens: checked per request; rate limits shared by this node's workers.
     api.state.tokens = TokenAuthenticator(
         service.storage, RateLimiter(settings.home / "run" / "ratelimit"))
-    for module in (ops, native, search, atlassian, configuration, bitbucket):
+    for module in (ops, native, search, atlassian, configuration, bitbucket, integrity):
         api.include_router(module.router)
     api.include_router(admin_users_router)  # users, groups and grants (access control)
     api.include_router(admin_tokens.router)  # API tokens

@@ -9,6 +9,7 @@ import click
 from trailkeeper import __version__
 from trailkeeper.cli.alerts import alerts
 from trailkeeper.cli.config import config
+from trailkeeper.cli.integrity import integrity, verify
 from trailkeeper.cli.retention import retention
 from trailkeeper.cli.rules import rules
 from trailkeeper.cli.search import search
@@ -34,6 +35,8 @@ cli.add_command(retention)  # database retention
 cli.add_command(config)  # coverage, policy, denylist, redaction, retention settings
 cli.add_command(rules)  # Sigma detection rules: list, lint, test
 cli.add_command(alerts)  # alerts raised by detection rules
+cli.add_command(verify)  # prove the log unaltered (Merkle tree, signed checkpoints)
+cli.add_command(integrity)  # signing key, tree state, a checkpoint now
 
 # Users, groups and grants (access control).
 for _command in USER_COMMANDS:

@@ -87,6 +87,10 @@ class RetentionReport:
     completed: bool
     error: str | None = None
     started_by: str | None = None  # who forced a manual run (e.g. ``os:alice``)
+    # For verifiers (docs/integrity.md): no event deleted was newer than this; and the
+    # Merkle tree's leaf records are kept from this event id on.
+    deleted_up_to_ms: int | None = None
+    merkle_kept_from_id: int | None = None
 
     @property
     def deleted(self) -> int:
@@ -116,6 +120,10 @@ class RetentionReport:
                 ("Events deleted by row limit", str(self.deleted_by_row_limit)),
                 ("Events deleted", str(self.deleted)),
                 ("Duration (ms)", str(self.duration_ms))]
+        if self.deleted_up_to_ms is not None:
+            out.append(("Deleted events up to", format_iso(self.deleted_up_to_ms)))
+        if self.merkle_kept_from_id is not None:
+            out.append(("Merkle leaves kept from event ID", str(self.merkle_kept_from_id)))
         return out
 
     def event(self, node: str | None = None) -> AuditEvent:
@@ -210,6 +218,8 @@ class RetentionJob:
                                 lambda n: self.storage.delete_oldest_events(keep, n))
             except BaseException as exc:  # recorded, then raised again
                 error = exc
+            up_to, kept_from = (self._aftermath(cutoff, run) if run.deleted and error is None
+                                else (None, None))
             report = RetentionReport(
                 trigger=trigger, started_ms=started, finished_ms=self._clock(), period=period,
                 cutoff_ms=cutoff, max_rows=max_rows, keep_rows=keep,
@@ -217,7 +227,7 @@ class RetentionJob:
                 deleted_by_row_limit=run.deleted.get("row_limit", 0), batches=run.batches,
                 completed=run.going and error is None,
                 error=None if error is None else (str(error) or type(error).__name__),
-                started_by=started_by)
+                started_by=started_by, deleted_up_to_ms=up_to, merkle_kept_from_id=kept_from)
             try:
                 if by_age or report.deleted:
                     self._record(report.event(self._node))
@@ -232,6 +242,22 @@ class RetentionJob:
             if error is not None:
                 raise error
             return report
+
+    def _aftermath(self, cutoff: int | None, run: _Run) -> tuple[int | None, int | None]:
+        """After deleting: the newest time a deleted event can have, and the first event id
+        whose Merkle leaf is kept, once the leaf tiles of deleted events are removed."""
+        up_to = cutoff - 1 if cutoff is not None and run.deleted.get("age") else None
+        if run.deleted.get("row_limit"):
+            # The oldest events went first, in (time, id) order: none was newer than the
+            # oldest one left.
+            oldest = self.storage.search(MatchAll(), limit=1, descending=False).events
+            if oldest:
+                up_to = max(up_to or 0, oldest[0].timestamp_ms)
+        first = self.storage.events_after(0, 1)
+        if not first:
+            return up_to, None
+        self.storage.merkle_prune(first[0].id)
+        return up_to, first[0].id
 
     def _over(self, limit: int) -> bool:
         """Whether more than ``limit`` events are stored: counted exactly only when the

@@ -15,12 +15,16 @@ anything out of range or of the wrong shape simply fails verification (``False``
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 __all__ = [
     "EMPTY_ROOT",
     "HASH_SIZE",
+    "SubtreeHash",
+    "consistency_path",
     "consistency_proof",
+    "fold",
+    "inclusion_path",
     "inclusion_proof",
     "leaf_hash",
     "node_hash",
@@ -34,6 +38,11 @@ HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 # Tree sizes and indices are uint64 in every CT/tlog wire format; larger values are malformed.
 _MAX_SIZE = 2**64 - 1
+
+#: ``subtree(lo, hi)`` returns MTH(D[lo:hi]) of the tree being proved, for the ranges the proof
+#: algorithms ask for: ``lo < hi``, and either a complete subtree (``hi - lo`` a power of two
+#: that divides ``lo``) or one ending at the tree's right edge.
+SubtreeHash = Callable[[int, int], bytes]
 
 
 def leaf_hash(data: bytes) -> bytes:
@@ -58,7 +67,13 @@ def inclusion_proof(leaf_hashes: Sequence[bytes], index: int) -> list[bytes]:
 
     Raises ``ValueError`` unless ``0 <= index < len(leaf_hashes)``.
     """
-    size = len(leaf_hashes)
+    return inclusion_path(len(leaf_hashes), index,
+                          lambda lo, hi: _subtree_root(leaf_hashes, lo, hi))
+
+
+def inclusion_path(size: int, index: int, subtree: SubtreeHash) -> list[bytes]:
+    """`inclusion_proof` of a tree of ``size`` leaves known only through ``subtree``
+    (stored nodes, say): O(log n) calls."""
     if not 0 <= index < size:
         raise ValueError(f"leaf index {index} is out of range for a tree of size {size}")
     path: list[bytes] = []
@@ -66,10 +81,10 @@ def inclusion_proof(leaf_hashes: Sequence[bytes], index: int) -> list[bytes]:
     while hi - lo > 1:
         k = _split(hi - lo)
         if m < k:
-            path.append(_subtree_root(leaf_hashes, lo + k, hi))
+            path.append(subtree(lo + k, hi))
             hi = lo + k
         else:
-            path.append(_subtree_root(leaf_hashes, lo, lo + k))
+            path.append(subtree(lo, lo + k))
             lo, m = lo + k, m - k
     path.reverse()  # built root-to-leaf; the RFC lists it leaf-to-root
     return path
@@ -82,7 +97,12 @@ def consistency_proof(leaf_hashes: Sequence[bytes], old_size: int) -> list[bytes
     ``old_size == 0`` (the empty tree is a prefix of every tree). Raises ``ValueError`` unless
     ``0 <= old_size <= n``.
     """
-    size = len(leaf_hashes)
+    return consistency_path(old_size, len(leaf_hashes),
+                            lambda lo, hi: _subtree_root(leaf_hashes, lo, hi))
+
+
+def consistency_path(old_size: int, size: int, subtree: SubtreeHash) -> list[bytes]:
+    """`consistency_proof` of a tree of ``size`` leaves known only through ``subtree``."""
     if not 0 <= old_size <= size:
         raise ValueError(f"old size {old_size} is out of range for a tree of size {size}")
     if old_size == 0:
@@ -92,15 +112,26 @@ def consistency_proof(leaf_hashes: Sequence[bytes], old_size: int) -> list[bytes
     while m != hi - lo:
         k = _split(hi - lo)
         if m <= k:
-            proof.append(_subtree_root(leaf_hashes, lo + k, hi))
+            proof.append(subtree(lo + k, hi))
             hi = lo + k
         else:
-            proof.append(_subtree_root(leaf_hashes, lo, lo + k))
+            proof.append(subtree(lo, lo + k))
             lo, m, complete = lo + k, m - k, False
     if not complete:
-        proof.append(_subtree_root(leaf_hashes, lo, hi))
+        proof.append(subtree(lo, hi))
     proof.reverse()  # SUBPROOF appends on the way back up: deepest node first
     return proof
+
+
+def fold(hashes: Sequence[bytes]) -> bytes:
+    """MTH of a tree given as its complete subtrees from left to right, each smaller than
+    the one before (a compact range: one subtree per set bit of the size)."""
+    if not hashes:
+        return EMPTY_ROOT
+    r = hashes[-1]
+    for h in reversed(hashes[:-1]):
+        r = node_hash(h, r)
+    return r
 
 
 def verify_inclusion(

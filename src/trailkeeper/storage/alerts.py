@@ -1,9 +1,7 @@
 """The alert tables, as both backends read and write them (one implementation, two dialects).
 
-Each backend hands these functions a `Run`: its connection's ``execute(sql, params)``
-returning the rows (none for a statement without results), inside the transaction (and
-the locks) it holds. SQL is written with ``?`` and turned into the backend's placeholder
-by `Dialect`, so the statements are the same on SQLite and PostgreSQL.
+Each backend hands these functions a `Run` and its `Dialect` (`trailkeeper.storage.dialect`),
+so the statements are the same on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -15,27 +13,14 @@ from typing import Any
 import orjson
 
 from trailkeeper.alerts.model import MAX_EVENT_IDS, AlertQuery, AlertRecord, NewAlert
+from trailkeeper.storage.dialect import POSTGRES, SQLITE, Dialect, Run
 
-Run = Callable[[str, Sequence[object]], list[tuple[Any, ...]]]
+__all__ = ["POSTGRES", "SQLITE", "Dialect", "Run"]  # re-exported for the backends
 
 _COLUMNS = ("id, rule_id, rule_title, level, tags, ts, last_ms, created_ms, event_ids,"
             " group_json, count, status, origin, acknowledged_by, acknowledged_ms")
 # Ids per IN list (well under both backends' limits on parameters).
 _IDS_PER_STATEMENT = 1000
-
-
-@dataclass(frozen=True, slots=True)
-class Dialect:
-    """Only the placeholder differs: ``?`` (sqlite3) or ``%s`` (psycopg)."""
-
-    mark: str
-
-    def sql(self, text: str) -> str:
-        return text if self.mark == "?" else text.replace("?", self.mark)
-
-
-SQLITE = Dialect("?")
-POSTGRES = Dialect("%s")
 
 
 def level_rank(level: str | None) -> int:

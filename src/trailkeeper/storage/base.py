@@ -16,6 +16,8 @@ from trailkeeper.query.plan import Order
 
 if TYPE_CHECKING:
     from trailkeeper.alerts.model import AlertQuery, AlertRecord, NewAlert
+    from trailkeeper.integrity.tree import Tile
+    from trailkeeper.storage.merkle import CheckpointRecord
     from trailkeeper.storage.rows import Batch
 
 _CURSOR = re.compile(r"^\s*(-?\d{1,19})\s*,\s*(\d{1,19})\s*$")
@@ -473,6 +475,44 @@ class Storage(Protocol):
 
     def last_alert_id(self) -> int:
         """The highest alert id (0 when there is none)."""
+        ...
+
+    # -- the verifiable log (issue 7; trailkeeper.storage.merkle) -----------------------------
+
+    def merkle_save(self, tiles: Sequence[Tile], position: str, expected: str | None,
+                    checkpoint: CheckpointRecord | None = None) -> bool:
+        """Save the tree builder's new tiles, position and checkpoint in one transaction, if
+        its stored position is still ``expected``; False (nothing written) otherwise."""
+        ...
+
+    def merkle_tiles(self, level: int, first: int, last: int) -> list[Tile]:
+        """Stored tiles ``first`` to ``last`` of a level, in order; absent ones left out."""
+        ...
+
+    def merkle_leaf_tile(self, event_id: int) -> Tile | None:
+        """The first level-0 tile whose last event id is ``event_id`` or more."""
+        ...
+
+    def merkle_first_leaf_tile(self) -> int | None:
+        """The lowest level-0 tile still kept (None before the first)."""
+        ...
+
+    def merkle_prune(self, before_id: int) -> int:
+        """Remove the leaf tiles of events that all precede ``before_id``; how many."""
+        ...
+
+    def checkpoints(self, *, after_size: int = -1, limit: int = 1000) -> list[CheckpointRecord]:
+        """Checkpoints larger than ``after_size``, smallest first."""
+        ...
+
+    def checkpoint(self, size: int | None = None) -> CheckpointRecord | None:
+        """The checkpoint of ``size`` leaves, or the latest (None when there is none)."""
+        ...
+
+    def put_signing_key(self, vkey: str, now_ms: int) -> None: ...
+
+    def signing_keys(self) -> list[str]:
+        """The verifier keys that signed checkpoints here, oldest first."""
         ...
 
     def integrity_check(self) -> list[str]:

@@ -30,10 +30,13 @@ from psycopg_pool import ConnectionPool
 from trailkeeper.alerts.model import AlertQuery, AlertRecord, NewAlert
 from trailkeeper.config import redact_url
 from trailkeeper.errors import ConflictError, StorageError
+from trailkeeper.integrity.tree import Tile
 from trailkeeper.query.ast import MatchAll, Node
 from trailkeeper.query.compile import POSTGRES, compile_where, contains_pattern
 from trailkeeper.query.plan import Order, Page, keyset_order, plan_search, plan_sorted
 from trailkeeper.storage import alerts as alert_rows
+from trailkeeper.storage import dialect
+from trailkeeper.storage import merkle as merkle_rows
 from trailkeeper.storage.base import (
     TOKEN_AND_OWNER,
     TOKEN_COLUMNS,
@@ -56,6 +59,7 @@ from trailkeeper.storage.base import (
     token_of_row,
     token_row,
 )
+from trailkeeper.storage.merkle import CheckpointRecord
 from trailkeeper.storage.migrations import migrations
 from trailkeeper.storage.prune import doomed
 from trailkeeper.storage.rows import (
@@ -73,6 +77,7 @@ log = logging.getLogger("trailkeeper.storage")
 _APPEND_LOCK = 0x7472_6B70_0001
 _MIGRATE_LOCK = 0x7472_6B70_0002
 _ALERTS_LOCK = 0x7472_6B70_0006  # serialises alert writers (record_alerts)
+_INTEGRITY_LOCK = 0x7472_6B70_0007  # serialises Merkle tree writers (merkle_save, prune)
 _POOL_MAX = 10
 _CONNECT_TIMEOUT_S = 10
 _POOL_OPEN_TIMEOUT_S = 30.0
@@ -751,6 +756,56 @@ class PostgresStorage:
     def last_alert_id(self) -> int:
         return int(self._one(alert_rows.LAST_ID, []))
 
+    # -- the verifiable log (issue 7) -----------------------------------------------------
+
+    def merkle_save(self, tiles: Sequence[Tile], position: str, expected: str | None,
+                    checkpoint: CheckpointRecord | None = None) -> bool:
+        with self._write_lock:
+            con = self._writing()
+            with con.transaction():
+                # Tree builders of every node take turns: the position check sees every
+                # earlier save.
+                con.execute("SELECT pg_advisory_xact_lock(%s)", (_INTEGRITY_LOCK,))
+                return merkle_rows.save(_run(con), dialect.POSTGRES, tiles, position,
+                                        expected, checkpoint)
+
+    def merkle_tiles(self, level: int, first: int, last: int) -> list[Tile]:
+        with self._reader() as con:
+            return merkle_rows.tiles(_run(con), dialect.POSTGRES, level, first, last)
+
+    def merkle_leaf_tile(self, event_id: int) -> Tile | None:
+        with self._reader() as con:
+            return merkle_rows.leaf_tile_of(_run(con), dialect.POSTGRES, event_id)
+
+    def merkle_first_leaf_tile(self) -> int | None:
+        with self._reader() as con:
+            return merkle_rows.first_leaf_tile(_run(con), dialect.POSTGRES)
+
+    def merkle_prune(self, before_id: int) -> int:
+        with self._write_lock:
+            con = self._writing()
+            with con.transaction():
+                con.execute("SELECT pg_advisory_xact_lock(%s)", (_INTEGRITY_LOCK,))
+                return merkle_rows.prune(_run(con), dialect.POSTGRES, before_id)
+
+    def checkpoints(self, *, after_size: int = -1, limit: int = 1000) -> list[CheckpointRecord]:
+        with self._reader() as con:
+            return merkle_rows.checkpoints(_run(con), dialect.POSTGRES, after_size, limit)
+
+    def checkpoint(self, size: int | None = None) -> CheckpointRecord | None:
+        with self._reader() as con:
+            return merkle_rows.checkpoint_at(_run(con), dialect.POSTGRES, size)
+
+    def put_signing_key(self, vkey: str, now_ms: int) -> None:
+        with self._write_lock:
+            con = self._writing()
+            with con.transaction():
+                merkle_rows.put_signing_key(_run(con), dialect.POSTGRES, vkey, now_ms)
+
+    def signing_keys(self) -> list[str]:
+        with self._reader() as con:
+            return merkle_rows.signing_keys(_run(con), dialect.POSTGRES)
+
     # -- upkeep ----------------------------------------------------------------------------
 
     def integrity_check(self) -> list[str]:
@@ -801,6 +856,11 @@ class PostgresStorage:
 
 def _configure_reader(con: psycopg.Connection[tuple[Any, ...]]) -> None:
     con.execute(_READER_SETUP)
+
+
+def _run(con: psycopg.Connection[tuple[Any, ...]]) -> dialect.Run:
+    """A table module's `Run` on this connection."""
+    return lambda sql, params: _fetched(con.execute(sql, params))
 
 
 def _fetched(cur: psycopg.Cursor[tuple[Any, ...]]) -> list[tuple[Any, ...]]:

@@ -23,10 +23,13 @@ from pathlib import Path
 
 from trailkeeper.alerts.model import AlertQuery, AlertRecord, NewAlert
 from trailkeeper.errors import ConfigurationError, ConflictError, StorageError
+from trailkeeper.integrity.tree import Tile
 from trailkeeper.query.ast import MatchAll, Node
 from trailkeeper.query.compile import SQLITE, compile_where, contains_pattern
 from trailkeeper.query.plan import Order, Page, keyset_order, plan_search, plan_sorted, text_terms
 from trailkeeper.storage import alerts as alert_rows
+from trailkeeper.storage import dialect
+from trailkeeper.storage import merkle as merkle_rows
 from trailkeeper.storage.base import (
     TOKEN_AND_OWNER,
     TOKEN_COLUMNS,
@@ -48,6 +51,7 @@ from trailkeeper.storage.base import (
     token_of_row,
     token_row,
 )
+from trailkeeper.storage.merkle import CheckpointRecord
 from trailkeeper.storage.migrations import migrations
 from trailkeeper.storage.prune import KEYS_PER_STATEMENT, Doomed, doomed, flat
 from trailkeeper.storage.rows import Batch, Catalogue, chunks, object_keys, plan_group, uids_of
@@ -720,6 +724,46 @@ class SqliteStorage:
         with self._reader() as con:
             return int(con.execute(alert_rows.LAST_ID).fetchone()[0])
 
+    # -- the verifiable log (issue 7) -----------------------------------------------------
+
+    def merkle_save(self, tiles: Sequence[Tile], position: str, expected: str | None,
+                    checkpoint: CheckpointRecord | None = None) -> bool:
+        with self._transaction() as con:
+            return merkle_rows.save(_run(con), dialect.SQLITE, tiles, position, expected,
+                                    checkpoint)
+
+    def merkle_tiles(self, level: int, first: int, last: int) -> list[Tile]:
+        with self._reader() as con:
+            return merkle_rows.tiles(_run(con), dialect.SQLITE, level, first, last)
+
+    def merkle_leaf_tile(self, event_id: int) -> Tile | None:
+        with self._reader() as con:
+            return merkle_rows.leaf_tile_of(_run(con), dialect.SQLITE, event_id)
+
+    def merkle_first_leaf_tile(self) -> int | None:
+        with self._reader() as con:
+            return merkle_rows.first_leaf_tile(_run(con), dialect.SQLITE)
+
+    def merkle_prune(self, before_id: int) -> int:
+        with self._transaction() as con:
+            return merkle_rows.prune(_run(con), dialect.SQLITE, before_id)
+
+    def checkpoints(self, *, after_size: int = -1, limit: int = 1000) -> list[CheckpointRecord]:
+        with self._reader() as con:
+            return merkle_rows.checkpoints(_run(con), dialect.SQLITE, after_size, limit)
+
+    def checkpoint(self, size: int | None = None) -> CheckpointRecord | None:
+        with self._reader() as con:
+            return merkle_rows.checkpoint_at(_run(con), dialect.SQLITE, size)
+
+    def put_signing_key(self, vkey: str, now_ms: int) -> None:
+        with self._transaction() as con:
+            merkle_rows.put_signing_key(_run(con), dialect.SQLITE, vkey, now_ms)
+
+    def signing_keys(self) -> list[str]:
+        with self._reader() as con:
+            return merkle_rows.signing_keys(_run(con), dialect.SQLITE)
+
     # -- upkeep ----------------------------------------------------------------------------
 
     def integrity_check(self) -> list[str]:
@@ -797,6 +841,11 @@ class _Rows:
         self.objects += other.objects
         self.uids += other.uids
         self.texts += other.texts
+
+
+def _run(con: sqlite3.Connection) -> dialect.Run:
+    """A table module's `Run` on this connection."""
+    return lambda sql, params: con.execute(sql, params).fetchall()
 
 
 def _insert_many(con: sqlite3.Connection, target: str, width: int, flat: Sequence[object],
