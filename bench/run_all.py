@@ -22,7 +22,8 @@ RESULTS_DIR = BENCH_DIR / "results"
 BENCHMARKS = ("ingest_http", "audit_call", "read_api", "search_export", "import_log",
               "export_writers", "auth_overhead", "delegated_read", "policy",
               "file_sink", "retention", "sigma_match", "sigma_correlation",
-              "detection_overhead", "forwarding")
+              "detection_overhead", "forwarding", "integrity_ingest", "integrity_proofs",
+              "integrity_verify")
 
 
 def commands(args: Any) -> dict[str, list[str]]:
@@ -50,6 +51,9 @@ def commands(args: Any) -> dict[str, list[str]]:
         "sigma_correlation": [*common],
         "detection_overhead": [*common, *served, "--events", str(args.ingest_events)],
         "forwarding": [*common],
+        "integrity_ingest": [*common, *served, "--events", str(args.ingest_events)],
+        "integrity_proofs": [*common, *served, "--leaves", str(args.proof_leaves)],
+        "integrity_verify": [*common, "--events", str(args.events)],
     }
 
 
@@ -75,6 +79,8 @@ def main() -> None:
     p.add_argument("--drain-events", type=int, default=200_000)
     p.add_argument("--import-events", type=int, default=1_000_000, help="log lines to import")
     p.add_argument("--requests", type=int, default=60, help="timed requests per read figure")
+    p.add_argument("--proof-leaves", type=int, default=10_000_000,
+                   help="leaves of the Merkle tree integrity_proofs writes")
     p.add_argument("--only", nargs="+", choices=BENCHMARKS, default=list(BENCHMARKS))
     args = p.parse_args()
 

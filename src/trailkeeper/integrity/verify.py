@@ -30,8 +30,14 @@ from trailkeeper.integrity.canonical import CanonicalError, LeafRecord
 from trailkeeper.integrity.keys import Verifier
 from trailkeeper.integrity.note import NoteError, verify_checkpoint
 from trailkeeper.integrity.report import Report
-from trailkeeper.integrity.sources import Row, Source, StoreSource
-from trailkeeper.integrity.tree import TILE_HEIGHT, TILE_WIDTH, MissingTileError, StoredTree
+from trailkeeper.integrity.sources import RetentionClaim, Row, Source, StoreSource
+from trailkeeper.integrity.tree import (
+    TILE_HEIGHT,
+    TILE_WIDTH,
+    CompactRange,
+    MissingTileError,
+    StoredTree,
+)
 from trailkeeper.storage.merkle import CheckpointRecord
 
 # Below this many leaf tiles one process is quicker than starting others.
@@ -82,9 +88,10 @@ def verify_source(source: Source, trust: Trust, *, db_url: str | None = None,
     stored = _signed(source.checkpoints(), trust, report, size)
     brought = _brought(trust, report)
     covered = max([c.size for c in stored] + [n for n, _ in brought if n <= size], default=0)
-    context = _Context(size, covered, last_hashed, _horizon(source, stored, report))
+    claims = _covered_claims(source, stored)
+    context = _Context(size, covered, last_hashed, _horizon(claims))
     first_tile = source.first_leaf_tile()
-    _check_pruned_head(source, first_tile, report)
+    _check_pruned_head(source, first_tile, claims, report)
     last_tile = (size - 1) >> TILE_HEIGHT if size else -1
     parts = _ranges(source, first_tile, last_tile, max(1, jobs) if db_url else 1)
     roots: dict[int, bytes] = {}
@@ -93,9 +100,10 @@ def verify_source(source: Source, trust: Trust, *, db_url: str | None = None,
         roots.update(part.roots)
     tree = StoredTree(lambda level, index: next(iter(source.tiles(level, index, index)), None))
     _check_levels(source, roots, size, report)
+    pruned_before = first_tile or 0  # leaf tiles retention removed (checked above)
     for checkpoint in stored:
         _check_root(tree, checkpoint.size, checkpoint.root, report,
-                    f"checkpoint {checkpoint.size}")
+                    f"checkpoint {checkpoint.size}", pruned_before)
         _check_last_id(source, checkpoint, report)
     for brought_size, root in brought:
         if brought_size > size:
@@ -103,7 +111,8 @@ def verify_source(source: Source, trust: Trust, *, db_url: str | None = None,
                            f"events but the log's tree has only {size:,}: its end was cut off",
                            where=f"checkpoint {brought_size}")
         else:
-            _check_root(tree, brought_size, root, report, f"your checkpoint {brought_size}")
+            _check_root(tree, brought_size, root, report, f"your checkpoint {brought_size}",
+                        pruned_before)
     return report
 
 
@@ -120,9 +129,12 @@ def _signed(checkpoints: list[CheckpointRecord], trust: Trust, report: Report,
             report.problem("checkpoint", f"the checkpoint of {c.size:,} events does not "
                            f"verify with a trusted key: {exc}", where=where)
             continue
-        if (body.size, body.root) != (c.size, c.root):
+        if (body.size, body.root, body.origin) != (c.size, c.root, c.origin):
             report.problem("checkpoint", f"the stored checkpoint of {c.size:,} events differs "
                            "from the note that was signed", where=where)
+        elif not _folds_to(c.size, c.compact_range, c.root):
+            report.problem("checkpoint", f"the compact range stored with the checkpoint of "
+                           f"{c.size:,} events does not fold to its root", where=where)
         elif c.size > size:
             report.problem("truncated", f"a checkpoint covers {c.size:,} events but the tree "
                            f"has only {size:,}: the log's end was cut off", where=where)
@@ -130,6 +142,13 @@ def _signed(checkpoints: list[CheckpointRecord], trust: Trust, report: Report,
             good.append(c)
     report.checkpoints_verified += len(good)
     return good
+
+
+def _folds_to(size: int, hashes: Sequence[bytes], root: bytes) -> bool:
+    try:
+        return CompactRange(size, hashes).root() == root
+    except ValueError:  # not one hash per set bit of the size
+        return False
 
 
 def _brought(trust: Trust, report: Report) -> list[tuple[int, bytes]]:
@@ -145,20 +164,26 @@ def _brought(trust: Trust, report: Report) -> list[tuple[int, bytes]]:
     return out
 
 
-def _horizon(source: Source, stored: list[CheckpointRecord], report: Report) -> int | None:
-    """The newest time retention says it removed, from runs a verified checkpoint covers."""
+def _covered_claims(source: Source, stored: list[CheckpointRecord]) -> list[RetentionClaim]:
+    """The recorded retention runs that a verified checkpoint covers: a claim appended since
+    (by anyone who can write to the store) excuses nothing yet."""
     covered_id = max((c.last_id for c in stored), default=0)
-    times = [c.deleted_up_to_ms for c in source.retention_claims()
-             if c.event_id <= covered_id and c.deleted_up_to_ms is not None]
+    return [c for c in source.retention_claims() if c.event_id <= covered_id]
+
+
+def _horizon(claims: list[RetentionClaim]) -> int | None:
+    """The newest time retention says it removed, from runs a verified checkpoint covers."""
+    times = [c.deleted_up_to_ms for c in claims if c.deleted_up_to_ms is not None]
     return max(times, default=None)
 
 
-def _check_pruned_head(source: Source, first_tile: int | None, report: Report) -> None:
+def _check_pruned_head(source: Source, first_tile: int | None, claims: list[RetentionClaim],
+                       report: Report) -> None:
     """Leaf tiles may be missing only at the start, and only as far as a recorded retention
-    run says it removed them."""
+    run (one a verified checkpoint covers) says it removed them."""
     if not first_tile:
         return
-    kept_from = max((c.merkle_kept_from_id or 0 for c in source.retention_claims()), default=0)
+    kept_from = max((c.merkle_kept_from_id or 0 for c in claims), default=0)
     tiles = source.tiles(0, first_tile, first_tile)
     first_id = tiles[0].event_ids()[0] if tiles else 0
     if first_id > kept_from:
@@ -226,7 +251,12 @@ def _check_leaves(source: Source, part: _Range, context: _Context) -> _Part:
                 report.problem("tree", f"leaf tiles {expected_tile} to {tile.index - 1} are "
                                "missing", where=f"tile 0/{expected_tile}")
             expected_tile = tile.index + 1
-            records = tile.records()[:max(0, context.size - (tile.index << TILE_HEIGHT))]
+            needed = min(TILE_WIDTH, context.size - (tile.index << TILE_HEIGHT))
+            records = tile.records()[:max(0, needed)]
+            if len(records) < needed:
+                report.problem("tree", f"leaf tile {tile.index} holds {len(records)} leaves; "
+                               f"the tree of {context.size:,} needs {needed} there",
+                               where=f"tile 0/{tile.index}")
             for offset, raw in enumerate(records):
                 leaf = (tile.index << TILE_HEIGHT) + offset
                 try:
@@ -303,9 +333,20 @@ def _check_levels(source: Source, roots: dict[int, bytes], size: int, report: Re
     while count:
         last = (count - 1) >> TILE_HEIGHT
         here: dict[int, bytes] = {}
+        expected = 0
         for start in range(0, last + 1, _TILES_PER_READ):
             for tile in source.tiles(level, start, min(last, start + _TILES_PER_READ - 1)):
+                if tile.index != expected:
+                    report.problem("tree", f"tiles {level}/{expected} to {level}/"
+                                   f"{tile.index - 1} are missing",
+                                   where=f"tile {level}/{expected}")
+                expected = tile.index + 1
                 hashes = tile.hashes()
+                needed = min(TILE_WIDTH, count - (tile.index << TILE_HEIGHT))
+                if len(hashes) < needed or len(tile.data) % merkle.HASH_SIZE:
+                    report.problem("tree", f"tile {level}/{tile.index} holds {len(hashes)} "
+                                   f"hashes; the tree of {size:,} needs {needed} there",
+                                   where=f"tile {level}/{tile.index}")
                 for offset, h in enumerate(hashes):
                     node = (tile.index << TILE_HEIGHT) + offset
                     if node in below and below[node] != h:
@@ -314,15 +355,24 @@ def _check_levels(source: Source, roots: dict[int, bytes], size: int, report: Re
                                        f"{tile.index}")
                 if len(hashes) == TILE_WIDTH:
                     here[tile.index] = merkle.root(hashes)
+        if expected <= last:
+            report.problem("tree", f"tiles {level}/{expected} to {level}/{last} are missing",
+                           where=f"tile {level}/{expected}")
         below, level, count = here, level + 1, count >> TILE_HEIGHT
 
 
-def _check_root(tree: StoredTree, size: int, root: bytes, report: Report, what: str) -> None:
+def _check_root(tree: StoredTree, size: int, root: bytes, report: Report, what: str,
+                pruned_before: int) -> None:
     try:
         now = tree.root(size)
-    except MissingTileError:
-        report.checkpoints_unchecked += 1
-        report.notes.append(f"{what} predates what retention kept; not recomputed")
+    except MissingTileError as exc:
+        if exc.level == 0 and exc.index < pruned_before:
+            report.checkpoints_unchecked += 1
+            report.notes.append(f"{what} predates what retention kept; not recomputed")
+        else:  # retention removes whole leaf tiles at the start, nothing else
+            report.problem("tree", f"{what} cannot be recomputed: tile {exc.level}/{exc.index}"
+                           " is missing or shorter than the tree needs",
+                           where=f"tile {exc.level}/{exc.index}")
         return
     if now != root:
         report.problem("checkpoint", f"the log no longer has the root signed in {what}: "
