@@ -26,6 +26,7 @@ from trailkeeper.api.integrity import checkpoint_json
 from trailkeeper.consumers.filesink import FileSink
 from trailkeeper.demo import demo_events
 from trailkeeper.export.formats import export
+from trailkeeper.governance.retention import ACTION as RETENTION_ACTION
 from trailkeeper.ingest.service import AuditService
 from trailkeeper.integrity.consumer import IntegrityConsumer
 from trailkeeper.integrity.keys import Verifier, generate_signer, read_verifier_key_file
@@ -34,6 +35,7 @@ from trailkeeper.integrity.report import Report
 from trailkeeper.integrity.sources import StoreSource
 from trailkeeper.integrity.tree import TILE_HEIGHT, edge_tiles
 from trailkeeper.integrity.verify import Trust, verify_source
+from trailkeeper.model.timestamps import format_iso
 from trailkeeper.storage.base import Storage, StoredEvent
 
 RECORD = 49  # bytes of a leaf record
@@ -281,11 +283,13 @@ def delete_event(sql: StoreSql, store: HashedStore, rng: random.Random) -> Tampe
 
 
 def _copy_event(sql: StoreSql, source_id: int, new_id: int) -> None:
-    columns = [r[0] for r in sql.rows(
-        "SELECT name FROM pragma_table_info('events') ORDER BY cid") ] if not sql.postgres \
-        else [r[0] for r in sql.rows(
+    """A copy of an event's row (every column, the PostgreSQL search vector too)."""
+    if sql.postgres:
+        columns = [r[0] for r in sql.rows(
             "SELECT column_name FROM information_schema.columns WHERE table_name = 'events'"
             " AND table_schema = 'public' ORDER BY ordinal_position")]
+    else:
+        columns = [r[0] for r in sql.rows("SELECT name FROM pragma_table_info('events')")]
     rest = ", ".join(c for c in columns if c != "id")
     sql.run(f"INSERT INTO events (id, {rest}) SELECT ?, {rest} FROM events WHERE id = ?",
             new_id, source_id)
@@ -469,6 +473,41 @@ def checkpoint_compact_range(sql: StoreSql, store: HashedStore, rng: random.Rand
                      " its compact range flipped", expect_kinds=frozenset({"checkpoint"}))
 
 
+def checkpoint_origin(sql: StoreSql, store: HashedStore, rng: random.Random) -> Tampering:
+    c = _checkpoint(store, rng)
+    sql.save("checkpoints", "size = ?", c.size)
+    sql.run("UPDATE checkpoints SET origin = ? WHERE size = ?", "other.example/log", c.size)
+    return Tampering("checkpoint origin", f"checkpoint {c.size}: origin column changed",
+                     expect_kinds=frozenset({"checkpoint"}))
+
+
+def forged_retention_run(sql: StoreSql, store: HashedStore, rng: random.Random
+                         ) -> Tampering | None:
+    """The oldest leaf tile and its events deleted, with a retention run that claims it
+    appended after the tree's end (where no checkpoint covers it yet)."""
+    if len(store.leaf_tiles) < 2:
+        return None
+    first_kept = int(sql.one("SELECT first_id FROM merkle_leaves WHERE tile = 1"))
+    new_id = store.ids[-1] + rng.randint(1, 50)
+    source_id = rng.choice([i for i in store.ids if i >= first_kept])
+    up_to = int(sql.one("SELECT max(ts) FROM events WHERE id < ?", first_kept))
+    sql.save("events", "id < ? OR id = ?", first_kept, new_id)
+    sql.save("merkle_leaves", "tile = 0")
+    sql.run("DELETE FROM events WHERE id < ?", first_kept)
+    sql.run("DELETE FROM merkle_leaves WHERE tile = 0")
+    _copy_event(sql, source_id, new_id)
+    doc = orjson.loads(sql.one("SELECT doc FROM events WHERE id = ?", new_id))
+    doc["type"]["action"] = RETENTION_ACTION
+    doc["extraAttributes"] = [
+        {"name": "Deleted events up to", "value": format_iso(up_to)},
+        {"name": "Merkle leaves kept from event ID", "value": str(first_kept)}]
+    sql.run("UPDATE events SET action = ?, doc = ? WHERE id = ?", RETENTION_ACTION,
+            orjson.dumps(doc), new_id)
+    return Tampering("forged retention run", f"leaf tile 0 and events before #{first_kept} "
+                     f"deleted; a retention run claiming them appended as #{new_id}",
+                     expect_kinds=frozenset({"deleted"}))
+
+
 def _flip_tile(sql: StoreSql, table: str, column: str, where: str, *key: Any,
                rng: random.Random) -> tuple[int, int, int]:
     data = bytearray(sql.one(f"SELECT {column} FROM {table} WHERE {where}", *key))
@@ -558,6 +597,8 @@ STORE_TAMPERINGS: list[tuple[StoreTamper, int]] = [
     # Beyond the issue's list: other parts of a checkpoint row and of the tree.
     (checkpoint_last_id, 2),
     (checkpoint_compact_range, 2),
+    (checkpoint_origin, 1),
+    (forged_retention_run, 2),
     (delete_tile, 2),
     (shorten_tile, 2),
     (truncate_tree_only, 2),

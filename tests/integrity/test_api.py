@@ -14,10 +14,10 @@ from tests.conftest import LiveServer, add_user
 from tests.factories import event
 from trailkeeper.auth.principals import Role
 from trailkeeper.ingest.service import AuditService
-from trailkeeper.integrity import merkle
+from trailkeeper.integrity import ProofError, check_consistency, check_inclusion, merkle
 from trailkeeper.integrity.canonical import canonical_from_line, leaf_record
 from trailkeeper.integrity.consumer import IntegrityConsumer
-from trailkeeper.integrity.keys import Verifier, read_verifier_key_file
+from trailkeeper.integrity.keys import Verifier, generate_signer, read_verifier_key_file
 from trailkeeper.integrity.note import verify_checkpoint
 from trailkeeper.integrity.tree import CompactRange
 
@@ -157,3 +157,25 @@ def test_only_readers_of_everything_get_tiles_and_proofs_follow_visibility(
         tile = audrey.get("/api/v1/integrity/tiles/0/0")
         assert tile.status_code == 200 and len(tile.content) == 256 * 49
         assert audrey.get("/api/v1/events/5/proof").status_code == 200
+
+
+def test_the_package_checks_a_proof_with_only_the_public_key(
+        key: Verifier, client: httpx.Client) -> None:
+    """`check_inclusion` takes the exported line, the proof and the key; a changed line, a
+    proof for another event or a checkpoint signed by another key is refused."""
+    line = orjson.loads(client.get("/api/v1/events", params={"q": "id:42",
+                                                             "format": "ndjson"}).content)
+    proof = client.get("/api/v1/events/42/proof").json()
+    assert check_inclusion(line, proof, [key]).size == 300
+    with pytest.raises(ProofError, match="was changed"):
+        check_inclusion({**line, "source": "10.9.9.9"}, proof, [key])
+    with pytest.raises(ProofError, match="another event"):
+        check_inclusion(line, client.get("/api/v1/events/43/proof").json(), [key])
+    with pytest.raises(ProofError, match="does not verify"):
+        check_inclusion(line, proof, [generate_signer("x").verifier()])
+    old = client.get("/api/v1/checkpoints/100").json()["note"]
+    new = client.get("/api/v1/checkpoints/latest").json()["note"]
+    consistent = client.get("/api/v1/checkpoints/consistency", params={"from": 100}).json()
+    assert check_consistency(old, new, consistent["proof"], [key])[1].size == 300
+    with pytest.raises(ProofError, match="rewritten"):
+        check_consistency(old, new, consistent["proof"][1:], [key])
