@@ -139,3 +139,25 @@ def test_a_store_without_events_has_nothing_to_sign(service: AuditService, db_ur
     result = run("verify", "--db", db_url, "--home", str(home))
     assert result.exit_code == 3 and "NOT VERIFIED" in result.output
 
+
+
+def test_an_export_that_starts_later_verifies_with_its_range(
+        hashed: Path, service: AuditService, db_url: str, tmp_path: Path,
+        server: LiveServer) -> None:
+    """Events #151.. plus the range before #151 and the checkpoint: verified from there; the
+    same export without the range cannot be placed (exit 3, nothing verified)."""
+    evidence = tmp_path / "later"
+    evidence.mkdir()
+    exported = run("search", "--db", db_url, "-t", "NDJSON", "-s", "id+", "-o",
+                   str(evidence / "audit.ndjson"), "--no-progress", "id:[151 TO *]")
+    assert exported.exit_code == 0, exported.output
+    with server.client() as client:
+        (evidence / "latest.json").write_bytes(client.get("/api/v1/checkpoints/latest").content)
+        rest = run("verify", str(evidence), "--key", str(hashed), "--allow-uncovered")
+        assert rest.exit_code == 3, rest.output
+        assert "could not be checked" in rest.output
+        (evidence / "range.json").write_bytes(
+            client.get("/api/v1/integrity/range", params={"before_id": 151}).content)
+    result = run("verify", str(evidence), "--key", str(hashed), "--allow-uncovered")
+    assert result.exit_code == 0, result.output
+    assert "OK: 150 events verified" in result.output

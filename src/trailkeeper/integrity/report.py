@@ -43,6 +43,8 @@ class Report:
     pruned: int = 0  # events removed by retention, each attested
     uncovered: int = 0  # events not (yet) under a verified checkpoint
     uncovered_range: tuple[int, int] | None = None  # (first, last) event id uncovered
+    # Events in files that start after the log's beginning with nothing to place them.
+    unplaced: int = 0
     problems: list[Problem] = field(default_factory=list)
     problem_count: int = 0
     notes: list[str] = field(default_factory=list)
@@ -63,9 +65,12 @@ class Report:
         return self.problem_count == 0
 
     def exit_code(self, *, allow_uncovered: bool = False) -> int:
+        """0, 1 or 3 (see the module's description); ``allow_uncovered`` accepts the newest
+        events not yet under a checkpoint, never events that could not be placed at all."""
         if not self.ok:
             return 1
-        if self.checkpoints_verified == 0 or (self.uncovered and not allow_uncovered):
+        if self.checkpoints_verified == 0 or self.unplaced \
+                or (self.uncovered and not allow_uncovered):
             return 3
         return 0
 
@@ -94,6 +99,9 @@ class Report:
             covered += f"; {self.pruned:,} removed by retention, as recorded"
         if self.checkpoints_verified == 0:
             return "NOT VERIFIED: no checkpoint signed by a trusted key was found"
+        if self.unplaced:
+            covered += (f"; {self.unplaced:,} event(s) before the first checkpoint in the files"
+                        " could not be checked")
         if self.uncovered and self.uncovered_range is not None:
             first, last = self.uncovered_range
             return (f"OK: {covered}; {self.uncovered:,} event(s) (#{first} to #{last}) are not "
@@ -108,5 +116,6 @@ class Report:
                 "tree_size": self.tree_size, "pruned": self.pruned,
                 "uncovered": self.uncovered,
                 "uncovered_range": list(self.uncovered_range) if self.uncovered_range else None,
+                "unplaced": self.unplaced,
                 "problem_count": self.problem_count,
                 "problems": [p.to_json() for p in self.problems], "notes": self.notes}

@@ -29,7 +29,7 @@ import orjson
 from trailkeeper.integrity import record as checkpoint_record
 from trailkeeper.integrity.canonical import CanonicalError, canonical_from_line, leaf_record
 from trailkeeper.integrity.merkle import leaf_hash
-from trailkeeper.integrity.note import NoteError, verify_checkpoint
+from trailkeeper.integrity.note import Checkpoint, NoteError, verify_checkpoint
 from trailkeeper.integrity.report import Report
 from trailkeeper.integrity.tree import CompactRange
 from trailkeeper.integrity.verify import Trust
@@ -98,7 +98,7 @@ def _walk(files: list[Path], start: _Start, checkpoints: list[_Checkpoint],
     pending = 0  # index into by_id of the next checkpoint to reach
     while pending < len(by_id) and (by_id[pending].last_id or 0) <= start.after_id:
         pending += 1
-    previous_id = start.after_id
+    previous_id = 0
     segment: list[int] = []  # ids since the last checkpoint that verified
     last_seen = 0
     for where, line in _lines(files, report, quiet=False):
@@ -109,9 +109,6 @@ def _walk(files: list[Path], start: _Start, checkpoints: list[_Checkpoint],
         except CanonicalError as exc:
             report.problem("unreadable", f"{where}: {exc}", where=where)
             continue
-        if event_id <= start.after_id:
-            report.not_covered(event_id)  # before the first place hashing can start
-            continue
         if event_id == previous_id:
             report.problem("inserted", f"{where}: event #{event_id} appears twice",
                            event_id=event_id, where=where)
@@ -121,10 +118,13 @@ def _walk(files: list[Path], start: _Start, checkpoints: list[_Checkpoint],
                            f"#{previous_id}: lines were reordered", event_id=event_id,
                            where=where)
             continue
+        previous_id = event_id
+        if event_id <= start.after_id:
+            report.unplaced += 1  # before the first place hashing can start
+            continue
         while pending < len(by_id) and (by_id[pending].last_id or 0) < event_id:
             _reached(by_id[pending], tree, segment, report, where)
             pending += 1
-        previous_id = event_id
         tree.append(leaf_hash(leaf_record(event_id, ts, canonical)))
         segment.append(event_id)
         last_seen = event_id
@@ -247,12 +247,26 @@ def _kept_checkpoints(directory: Path, trust: Trust, report: Report
             continue
         last_id = data.get("last_event_id") if isinstance(data, dict) else None
         hashes = _range_of(data, where, report) if isinstance(data, dict) else None
+        if isinstance(data, dict) and not _agrees(data, body, hashes):
+            report.problem("checkpoint", f"{where}: its size, root, origin or compact range "
+                           "differs from its signed note", where=where)
+            continue
         found.append(_Checkpoint(body.size, body.root, last_id if isinstance(last_id, int)
                                  else None, hashes.hashes if hashes else None,
                                  f"the checkpoint of {body.size:,} events ({where})"))
         if hashes is not None and isinstance(last_id, int):
             starts.append(_Start(body.size, hashes.hashes, last_id))
     return found, starts
+
+
+def _agrees(data: dict[str, Any], body: Checkpoint, hashes: _Start | None) -> bool:
+    """Whether the fields of a checkpoint's JSON say what its signed note says (those
+    present: the note is what counts, but a file that contradicts it was changed)."""
+    claimed = {"size": body.size, "root": base64.b64encode(body.root).decode("ascii"),
+               "origin": body.origin}
+    if any(name in data and data[name] != value for name, value in claimed.items()):
+        return False
+    return hashes is None or CompactRange(hashes.size, hashes.hashes).root() == body.root
 
 
 def _range_of(data: dict[str, Any], where: str, report: Report) -> _Start | None:
