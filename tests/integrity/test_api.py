@@ -119,6 +119,8 @@ def test_the_range_before_an_event_lets_an_export_from_there_reach_the_root(
     ("/api/v1/integrity/range", {"before_id": "many"}, 400, "'before_id'"),
     ("/api/v1/integrity/tiles/9/0", {}, 400, "'level'"),
     ("/api/v1/integrity/tiles/0/99", {}, 404, "No tile 0/99"),
+    ("/api/v1/integrity/tiles/0", {"count": 0}, 400, "'count'"),
+    ("/api/v1/integrity/tiles/9", {}, 400, "'level'"),
 ])
 def test_bad_requests_get_a_clear_error(key: Verifier, client: httpx.Client, path: str,
                                         params: dict[str, object], status: int,
@@ -151,11 +153,15 @@ def test_only_readers_of_everything_get_tiles_and_proofs_follow_visibility(
     add_user(service.storage, "audrey", "audrey password 1", Role.AUDITOR)
     with server.client(("carol", "carol password 1")) as carol:
         assert carol.get("/api/v1/integrity/tiles/0/0").status_code == 403
+        assert carol.get("/api/v1/integrity/tiles/0").status_code == 403
         assert carol.get("/api/v1/events/5/proof").status_code == 404
         assert carol.get("/api/v1/checkpoints/latest").status_code == 200
     with server.client(("audrey", "audrey password 1")) as audrey:
         tile = audrey.get("/api/v1/integrity/tiles/0/0")
         assert tile.status_code == 200 and len(tile.content) == 256 * 49
+        page = audrey.get("/api/v1/integrity/tiles/0", params={"first": 0}).json()["tiles"]
+        assert [t["index"] for t in page] == [0, 1]
+        assert base64.b64decode(page[0]["data"]) == tile.content
         assert audrey.get("/api/v1/events/5/proof").status_code == 200
 
 

@@ -29,6 +29,7 @@ router = APIRouter(prefix="/api/v1", tags=["Integrity"])
 
 _MAX_SIZE = (1 << 63) - 1
 MAX_CHECKPOINTS = 1000
+MAX_TILES = 64
 
 
 def _b64(data: bytes) -> str:
@@ -173,6 +174,26 @@ async def integrity_range(service: ServiceDep, principal: PrincipalDep,
     found = await run_in_threadpool(proofs.range_before, service.storage, first)
     return _json({"size": found.size, "last_event_id": found.last_event_id,
                   "compact_range": [_b64(h) for h in found.compact_range]})
+
+
+@router.get("/integrity/tiles/{level}", summary="Consecutive tiles of one level (JSON)")
+async def tiles(level: int, service: ServiceDep, principal: PrincipalDep,
+                first: Annotated[str | None, Query(description="the first tile's index")] = None,
+                count: Annotated[str | None, Query(
+                    description=f"how many (1 to {MAX_TILES}, default {MAX_TILES})")] = None
+                ) -> Response:
+    """``{"tiles": [{"index", "data"}]}`` (data in base64), absent tiles left out: what a
+    remote verifier reads, a page at a time."""
+    _reads_everything(principal)
+    if not 0 <= level <= 8:
+        raise BadRequestError("Parameter 'level' names a tile level, 0 to 8")
+    start = _count("first", first, default=0)
+    many = _count("count", count, default=MAX_TILES)
+    if not 1 <= many <= MAX_TILES:
+        raise BadRequestError(f"Parameter 'count': give 1 to {MAX_TILES}")
+    found = await run_in_threadpool(service.storage.merkle_tiles, level, start,
+                                    start + many - 1)
+    return _json({"tiles": [{"index": t.index, "data": _b64(t.data)} for t in found]})
 
 
 @router.get("/integrity/tiles/{level}/{index}", summary="One tile of the Merkle tree (bytes)")

@@ -172,13 +172,11 @@ class ServerSource:
 
     def tiles(self, level: int, first: int, last: int) -> list[Tile]:
         out = []
-        for index in range(first, last + 1):
-            answer = self.client.get(f"/api/v1/integrity/tiles/{level}/{index}")
-            if answer.status_code == 404:
-                continue
-            if answer.status_code >= 400:
-                raise TrailkeeperError(f"tile {level}/{index}: HTTP {answer.status_code}")
-            out.append(Tile(level, index, answer.content))
+        for start in range(first, last + 1, _TILES_PER_READ):
+            page = self._get(f"/api/v1/integrity/tiles/{level}", first=start,
+                             count=min(_TILES_PER_READ, last + 1 - start)).json()
+            out += [Tile(level, int(t["index"]), base64.b64decode(t["data"]))
+                    for t in page["tiles"]]
         return out
 
     def first_leaf_tile(self) -> int | None:
