@@ -2,30 +2,29 @@
 connection to it that can put every row back exactly, and single random tamperings of a
 store or of a directory of exported files, each saying what the verifier must find.
 
-A tampering is drawn from a seeded `random.Random`; one that would change nothing the
-canonical form covers (the same JSON spelled otherwise: not tampering, by design) is drawn
-again rather than applied.
+A tampering is drawn from a seeded `random.Random`. One that changes no content is drawn
+again rather than applied: a line or document that parses to the same JSON (an escape or
+whitespace spelled otherwise: canonical bytes re-serialise the parsed JSON, by design).
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
+import os
 import random
+import secrets
 import sqlite3
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 import psycopg
 
-from trailkeeper.api.integrity import checkpoint_json
-from trailkeeper.consumers.filesink import FileSink
+from tests.conftest import PG_ADMIN_URL
 from trailkeeper.demo import demo_events
-from trailkeeper.export.formats import export
 from trailkeeper.governance.retention import ACTION as RETENTION_ACTION
 from trailkeeper.ingest.service import AuditService
 from trailkeeper.integrity.consumer import IntegrityConsumer
@@ -36,7 +35,7 @@ from trailkeeper.integrity.sources import StoreSource
 from trailkeeper.integrity.tree import TILE_HEIGHT, edge_tiles
 from trailkeeper.integrity.verify import Trust, verify_source
 from trailkeeper.model.timestamps import format_iso
-from trailkeeper.storage.base import Storage, StoredEvent
+from trailkeeper.storage.base import Storage
 
 RECORD = 49  # bytes of a leaf record
 HASH = 32
@@ -114,6 +113,11 @@ class StoreSql:
                 digest.update(repr(row).encode())
         return digest.hexdigest()
 
+    def drop_holding_tables(self) -> None:
+        for hold in self._held:
+            self.run(f"DROP TABLE IF EXISTS {hold}")
+        self._held.clear()
+
     def close(self) -> None:
         if self.postgres:
             self._pg.close()
@@ -159,13 +163,15 @@ class HashedStore:
 
 def build_store(url: str, service: AuditService, key_path: Path, *, count: int, seed: int,
                 stages: int = 4, deleted: float = 0.05, batch_size: int = 40,
-                every_events: int = 90, record_checkpoints: bool = False) -> None:
-    """Demo events submitted in ``stages``, some of each stage deleted before it is hashed
-    (so that ids have gaps), each stage hashed by the tree builder in batches, with a
-    checkpoint every ``every_events`` leaves and one at the end of each stage. With
-    ``record_checkpoints`` every checkpoint is also recorded as an event, as a server does."""
+                every_events: int = 90, record_checkpoints: bool = False,
+                delete_ids: tuple[int, ...] = ()) -> None:
+    """``count`` demo events submitted in ``stages``, some of each stage deleted before it is
+    hashed (so that ids have gaps), each stage hashed by the tree builder in batches, with a
+    checkpoint every ``every_events`` leaves and one at the end of each stage (``delete_ids``:
+    events deleted before hashing too). With ``record_checkpoints`` every checkpoint is also
+    recorded as an event, as a server does."""
     rng = random.Random(seed)
-    events = list(demo_events(count, seed=seed, end_ms=1_780_000_000_000))
+    events = list(demo_events(count, seed=seed, end_ms=1_780_000_000_000))[:count]
     record = ((lambda e: service.submit([e], screen=False)) if record_checkpoints else None)
     builder = IntegrityConsumer(service.storage, key_path, origin="tamper.example/log",
                                 record_event=record, every_events=every_events,
@@ -175,12 +181,37 @@ def build_store(url: str, service: AuditService, key_path: Path, *, count: int, 
         for stage in range(stages):
             part = events[len(events) * stage // stages:len(events) * (stage + 1) // stages]
             ids = service.submit(part, screen=False).ids
-            gone = [i for i in ids if rng.random() < deleted]
+            gone = [i for i in ids if rng.random() < deleted or i in delete_ids]
             for event_id in gone:
                 sql.run("DELETE FROM events WHERE id = ?", event_id)
             builder.drain(checkpoint=True)
     finally:
         sql.close()
+
+
+@contextmanager
+def scratch_database(backend: str, directory: Path) -> Iterator[str]:
+    """The URL of a store of its own: a file, or a PostgreSQL database dropped afterwards."""
+    if backend == "sqlite":
+        yield f"sqlite://{directory / 'audit.db'}"
+        return
+    name = f"trailkeeper_tamper_{os.getpid()}_{secrets.token_hex(3)}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as con:
+        con.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{PG_ADMIN_URL.rpartition('/')[0]}/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as con:
+            con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def empty_store(url: str) -> None:
+    """Remove what `build_store` put in a PostgreSQL store (quicker than emptying every
+    table: enough for the next store built there)."""
+    with psycopg.connect(url, autocommit=True) as con:
+        for table in ("events", "event_objects", "event_uids", "merkle_leaves", "merkle_nodes",
+                      "checkpoints", "consumer_positions", "signing_keys"):
+            con.execute(f"DELETE FROM {table}")  # type: ignore[arg-type]
 
 
 def describe_store(url: str, storage: Storage, key_path: Path) -> HashedStore:
@@ -227,27 +258,14 @@ StoreTamper = Callable[[StoreSql, HashedStore, random.Random], Tampering | None]
 
 def same_event_respelled(old: bytes, new: bytes) -> bool:
     """Whether ``new`` holds the same event as ``old``, only spelled otherwise: the same JSON
-    value, or the same but for the spelling of the same instant in ``timestamp`` (the
-    canonical form binds the instant, not its ISO-8601 spelling: see
-    ``test_respelled_timestamp_is_detected``)."""
+    value (another escape of the same character, say)."""
     try:
-        a, b = orjson.loads(old), orjson.loads(new)
+        return bool(orjson.loads(old) == orjson.loads(new))
     except orjson.JSONDecodeError:
         return False
-    if a == b:
-        return True
-    if not (isinstance(a, dict) and isinstance(b, dict)) or a.keys() != b.keys():
-        return False
-    if {k for k in a if a[k] != b[k]} != {"timestamp"}:
-        return False
-    try:
-        ta, tb = datetime.fromisoformat(a["timestamp"]), datetime.fromisoformat(b["timestamp"])
-    except (TypeError, ValueError):
-        return False
-    return tb.tzinfo is not None and ta == tb
 
 
-def _other_byte(rng: random.Random, old: int) -> int:
+def other_byte(rng: random.Random, old: int) -> int:
     return rng.choice([b for b in range(256) if b != old])
 
 
@@ -255,7 +273,7 @@ def edit_doc_byte(sql: StoreSql, store: HashedStore, rng: random.Random) -> Tamp
     event_id = rng.choice(store.ids)
     doc = bytes(sql.one("SELECT doc FROM events WHERE id = ?", event_id))
     at = rng.randrange(len(doc))
-    new = doc[:at] + bytes([_other_byte(rng, doc[at])]) + doc[at + 1:]
+    new = doc[:at] + bytes([other_byte(rng, doc[at])]) + doc[at + 1:]
     if same_event_respelled(doc, new):
         return None
     sql.save("events", "id = ?", event_id)
@@ -426,13 +444,13 @@ def checkpoint_size(sql: StoreSql, store: HashedStore, rng: random.Random) -> Ta
                      expect_kinds=frozenset({"checkpoint"}))
 
 
-_NOTE_CHARACTERS = [chr(c) for c in range(1, 0x7F)] + ["—", "é", "\u2028"]
+NOTE_CHARACTERS = [chr(c) for c in range(1, 0x7F)] + ["—", "é", "\u2028"]
 
 
 def checkpoint_note(sql: StoreSql, store: HashedStore, rng: random.Random) -> Tampering:
     c = _checkpoint(store, rng)
     at = rng.randrange(len(c.note))
-    note = c.note[:at] + rng.choice([x for x in _NOTE_CHARACTERS if x != c.note[at]]) \
+    note = c.note[:at] + rng.choice([x for x in NOTE_CHARACTERS if x != c.note[at]]) \
         + c.note[at + 1:]
     sql.save("checkpoints", "size = ?", c.size)
     sql.run("UPDATE checkpoints SET note = ? WHERE size = ?", note, c.size)
@@ -513,7 +531,7 @@ def _flip_tile(sql: StoreSql, table: str, column: str, where: str, *key: Any,
     data = bytearray(sql.one(f"SELECT {column} FROM {table} WHERE {where}", *key))
     at = rng.randrange(len(data))
     old = data[at]
-    data[at] = _other_byte(rng, old)
+    data[at] = other_byte(rng, old)
     sql.save(table, where, *key)
     sql.run(f"UPDATE {table} SET {column} = ? WHERE {where}", bytes(data), *key)
     return at, old, data[at]
@@ -597,7 +615,7 @@ STORE_TAMPERINGS: list[tuple[StoreTamper, int]] = [
     # Beyond the issue's list: other parts of a checkpoint row and of the tree.
     (checkpoint_last_id, 2),
     (checkpoint_compact_range, 2),
-    (checkpoint_origin, 1),
+    (checkpoint_origin, 2),
     (forged_retention_run, 2),
     (delete_tile, 2),
     (shorten_tile, 2),
@@ -619,252 +637,3 @@ def explain(report: Report) -> str:
     problems = "\n".join(f"  {p.kind} #{p.event_id} [{p.where}]: {p.message}"
                          for p in report.problems[:8])
     return f"{report.summary()}\n{problems}"
-
-
-# -- exported files ---------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class EventFiles:
-    """A directory of event files, its lines held in memory to tamper with and put back.
-
-    ``lines`` is every event line, in file order, each as (file name, bytes without its
-    newline); ``covered`` how many of the first lines a checkpoint covers (only those can
-    be checked: the rest is after the last checkpoint, as the newest events always are).
-    """
-
-    directory: Path
-    files: dict[str, bytes]  # name -> original content, event files and checkpoint files
-    lines: list[tuple[str, bytes]]
-    covered: int
-    gaps: list[int]  # ids inside the covered range that no line has
-    checkpoint_file: str  # the checkpoint kept elsewhere, put in the directory
-    allow_uncovered: bool
-
-    @classmethod
-    def read(cls, directory: Path, checkpoint_file: str, covered_to_id: int, *,
-             allow_uncovered: bool, event_suffixes: tuple[str, ...]) -> EventFiles:
-        files = {p.name: p.read_bytes() for p in sorted(directory.iterdir()) if p.is_file()}
-        lines = [(name, raw) for name, data in files.items()
-                 if name.endswith(event_suffixes) for raw in data.splitlines()]
-        ids = [orjson.loads(raw)["id"] for _, raw in lines]
-        covered = sum(1 for i in ids if i <= covered_to_id)
-        present = set(ids)
-        gaps = [i for i in range(ids[0] + 1, covered_to_id) if i not in present]
-        return cls(directory, files, lines, covered, gaps, checkpoint_file, allow_uncovered)
-
-    def write_lines(self, lines: list[tuple[str, bytes]]) -> None:
-        """Rewrite the event files to hold ``lines`` (a file left with none is removed)."""
-        by_file: dict[str, list[bytes]] = {}
-        for name, raw in lines:
-            by_file.setdefault(name, []).append(raw)
-        for name in {n for n, _ in self.lines}:
-            path = self.directory / name
-            if name in by_file:
-                path.write_bytes(b"".join(raw + b"\n" for raw in by_file[name]))
-            else:
-                path.unlink()
-
-    def restore(self) -> None:
-        for path in self.directory.iterdir():
-            if path.name not in self.files:
-                path.unlink()
-        for name, data in self.files.items():
-            path = self.directory / name
-            if not path.is_file() or path.read_bytes() != data:
-                path.write_bytes(data)
-
-    def ids(self) -> Iterator[int]:
-        for _, raw in self.lines:
-            yield orjson.loads(raw)["id"]
-
-
-FileTamper = Callable[[EventFiles, random.Random], Tampering | None]
-
-
-def _covered_index(files: EventFiles, rng: random.Random) -> int:
-    return rng.randrange(files.covered)
-
-
-def edit_line_byte(files: EventFiles, rng: random.Random) -> Tampering | None:
-    index = _covered_index(files, rng)
-    name, raw = files.lines[index]
-    line = raw + b"\n"  # the newline is one of the line's bytes too
-    at = rng.randrange(len(line))
-    new = line[:at] + bytes([_other_byte(rng, line[at])]) + line[at + 1:]
-    if at < len(raw) and same_line_respelled(raw, new[:-1]):
-        return None
-    lines = list(files.lines)
-    lines[index] = (name, new[:-1])
-    files.write_lines(lines)
-    return Tampering("line byte", f"{name} line of #{_id(raw)}: byte {at} {line[at]:#04x} ->"
-                     f" {new[at]:#04x} ({line[max(0, at - 20):at + 20]!r})")
-
-
-def same_line_respelled(old: bytes, new: bytes) -> bool:
-    """Whether an edited line parses to the same JSON value (escapes spelled otherwise): no
-    change to the event, by design (canonical bytes re-serialise the parsed JSON)."""
-    if b"\n" in new or b"\r" in new:
-        return False
-    try:
-        return bool(orjson.loads(old) == orjson.loads(new))
-    except orjson.JSONDecodeError:
-        return False
-
-
-def _id(raw: bytes) -> int:
-    return int(orjson.loads(raw)["id"])
-
-
-def delete_line(files: EventFiles, rng: random.Random) -> Tampering:
-    index = _covered_index(files, rng)
-    lines = list(files.lines)
-    name, raw = lines.pop(index)
-    files.write_lines(lines)
-    return Tampering("delete line", f"{name}: the line of #{_id(raw)} deleted")
-
-
-def duplicate_line(files: EventFiles, rng: random.Random) -> Tampering:
-    index = _covered_index(files, rng)
-    lines = list(files.lines)
-    to = index + 1 if rng.random() < 0.5 else rng.randrange(files.covered)
-    lines.insert(to, (lines[to - 1][0] if to else lines[0][0], lines[index][1]))
-    files.write_lines(lines)
-    return Tampering("duplicate line", f"the line of #{_id(files.lines[index][1])} inserted "
-                     f"again as line {to}")
-
-
-def forge_line(files: EventFiles, rng: random.Random) -> Tampering | None:
-    """A copy of a line under an id no event has, where that id belongs: in a gap of the
-    covered range, or (when the files are not allowed to end uncovered) after the end."""
-    source = orjson.loads(files.lines[_covered_index(files, rng)][1])
-    ids = list(files.ids())
-    if files.gaps and (files.allow_uncovered or rng.random() < 0.8):
-        new_id = rng.choice(files.gaps)
-        to = next(i for i, x in enumerate(ids) if x > new_id)
-    elif not files.allow_uncovered:
-        new_id, to = ids[-1] + rng.randint(1, 100), len(ids)
-    else:
-        return None
-    source["id"] = new_id
-    lines = list(files.lines)
-    lines.insert(to, (lines[max(0, to - 1)][0], orjson.dumps(source,
-                                                              option=orjson.OPT_SORT_KEYS)))
-    files.write_lines(lines)
-    return Tampering("forged line", f"a forged event #{new_id} inserted as line {to}")
-
-
-def swap_lines(files: EventFiles, rng: random.Random) -> Tampering:
-    a, b = sorted(rng.sample(range(files.covered), 2))
-    lines = list(files.lines)
-    (na, ra), (nb, rb) = lines[a], lines[b]
-    lines[a], lines[b] = (na, rb), (nb, ra)
-    files.write_lines(lines)
-    return Tampering("swap lines", f"the lines of #{_id(ra)} and #{_id(rb)} swapped")
-
-
-def truncate_lines(files: EventFiles, rng: random.Random) -> Tampering:
-    """The last lines removed, at least one of them covered (removing only events that no
-    checkpoint covers yet cannot be told from a log that has not grown yet)."""
-    tail = len(files.lines) - files.covered
-    k = tail + rng.randint(1, min(80, files.covered - 1))
-    files.write_lines(files.lines[:-k])
-    return Tampering("truncate lines", f"the last {k} lines removed "
-                     f"(#{_id(files.lines[-k][1])} on)")
-
-
-def replace_checkpoint_file(files: EventFiles, rng: random.Random) -> Tampering:
-    """The checkpoint kept in the directory changed: its note signed by another key, one
-    character of its note, or (JSON) one of the fields beside the note."""
-    name = files.checkpoint_file
-    path = files.directory / name
-    original = files.files[name].decode()
-    data = orjson.loads(original) if name.endswith(".json") else None
-    note = data["note"] if data is not None else original
-    body = note[:note.index("\n\n") + 1]
-    origin, size, root = body.splitlines()[:3]
-    choices = ["other key", "other key, other root", "note character"]
-    if data is not None:
-        choices += ["root field", "size field", "last_event_id field", "compact_range field"]
-    how = rng.choice(choices)
-    if how.startswith("other key"):
-        new_root = base64.b64decode(root)
-        if how.endswith("other root"):
-            new_root = hashlib.sha256(new_root).digest()
-        note = signed_checkpoint(origin, int(size), new_root, generate_signer(origin))
-    elif how == "note character":
-        at = rng.randrange(len(note))
-        note = note[:at] + rng.choice([x for x in _NOTE_CHARACTERS if x != note[at]]) \
-            + note[at + 1:]
-        how += f" {at}"
-    elif data is not None and how == "root field":
-        data["root"] = base64.b64encode(hashlib.sha256(root.encode()).digest()).decode()
-    elif data is not None and how == "size field":
-        data["size"] = data["size"] + rng.choice([-2, -1, 1, 2])
-    elif data is not None and how == "last_event_id field":
-        data["last_event_id"] = data["last_event_id"] + rng.choice([-3, -1, 1, 5])
-    elif data is not None:
-        hashes = list(data["compact_range"])
-        at = rng.randrange(len(hashes))
-        hashes[at] = base64.b64encode(hashlib.sha256(hashes[at].encode()).digest()).decode()
-        data["compact_range"] = hashes
-    if data is not None:
-        if "field" not in how:
-            data["note"] = note
-        path.write_bytes(orjson.dumps(data))
-    else:
-        path.write_text(note, "utf-8")
-    return Tampering("replace checkpoint", f"{name}: {how}")
-
-
-FILE_TAMPERINGS: list[tuple[FileTamper, int]] = [
-    (edit_line_byte, 10),
-    (delete_line, 6),
-    (duplicate_line, 4),
-    (forge_line, 4),
-    (swap_lines, 6),
-    (truncate_lines, 4),
-    (replace_checkpoint_file, 5),
-]
-
-
-def draw_file_tampering(files: EventFiles, rng: random.Random) -> Tampering:
-    functions, weights = zip(*FILE_TAMPERINGS, strict=True)
-    while True:
-        done = rng.choices(functions, weights)[0](files, rng)
-        if done is not None:
-            return done
-
-
-def all_events(storage: Storage) -> Iterator[StoredEvent]:
-    last = 0
-    while rows := storage.events_after(last, 1000):
-        yield from rows
-        last = rows[-1].id
-
-
-def export_directory(storage: Storage, directory: Path, *, files: int = 3) -> None:
-    """The store exported as NDJSON (in id order, over ``files`` files, ``.ndjson`` and
-    ``.jsonl``) beside the JSON of its latest checkpoint, as an auditor would keep them."""
-    rows = list(all_events(storage))
-    for n in range(files):
-        part = rows[len(rows) * n // files:len(rows) * (n + 1) // files]
-        name = f"events-{n + 1}.{'jsonl' if n % 2 else 'ndjson'}"
-        (directory / name).write_bytes(b"".join(export(part, "ndjson")))
-    latest = storage.checkpoint()
-    assert latest is not None
-    (directory / "latest.json").write_bytes(orjson.dumps(checkpoint_json(latest)))
-
-
-def sink_directory(storage: Storage, directory: Path) -> None:
-    """The audit log files the file sink writes of the store (over several files), and the
-    latest checkpoint's signed note kept beside them."""
-    sink = FileSink(storage, directory, "node-1", max_file_bytes=80_000)
-    try:
-        sink.drain()
-    finally:
-        sink.close()
-    (directory / ".sink.lock").unlink(missing_ok=True)
-    latest = storage.checkpoint()
-    assert latest is not None
-    (directory / "kept.checkpoint").write_text(latest.note, "utf-8")

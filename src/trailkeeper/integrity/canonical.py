@@ -36,6 +36,7 @@ from typing import Any
 import orjson
 
 from trailkeeper.integrity.merkle import leaf_hash
+from trailkeeper.model.timestamps import format_iso
 
 __all__ = [
     "LEAF_VERSION",
@@ -117,6 +118,11 @@ def canonical_from_doc(doc: bytes, event_id: int) -> tuple[int, bytes]:
     if not isinstance(author, dict) or not isinstance(stamp, str) or "type" not in out:
         raise CanonicalError("the stored document lacks its author, type or timestamp")
     ts = _iso_ms(stamp)
+    if format_iso(ts) != stamp:
+        # Only the spelling Trailkeeper writes is canonical: the instant alone would let
+        # "…T10:00:00Z" become "…X10:00:00Z" (fromisoformat takes any separator) unseen,
+        # though clients are served the document as stored.
+        raise CanonicalError(f"the stored timestamp {stamp!r} is not in canonical form")
     out["auditType"] = out.pop("type")
     author.pop("avatarUri", None)
     if "uri" in author and not author["uri"]:
