@@ -20,12 +20,15 @@ from trailkeeper.integrity.canonical import (
     RECORD_SIZE,
     CanonicalError,
     LeafRecord,
+    _iso_ms,
+    _spelled_as_written,
     canonical_from_doc,
     canonical_from_line,
     leaf_record,
     stored_record,
 )
 from trailkeeper.integrity.merkle import leaf_hash
+from trailkeeper.model.timestamps import MAX_MS, format_iso
 from trailkeeper.storage.base import StoredEvent
 
 
@@ -144,3 +147,19 @@ def test_a_line_that_is_not_an_exported_event_is_refused(line: Any) -> None:
     """Lines without an integer id and an {epochSecond, nano} time cannot be placed."""
     with pytest.raises(CanonicalError):
         canonical_from_line(line)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.integers(-(10**13), MAX_MS), st.integers(0, 23), st.sampled_from(
+    [chr(c) for c in range(32, 127)]))
+def test_only_trailkeepers_spelling_of_a_time_is_canonical(ms: int, at: int, char: str) -> None:
+    """A stored timestamp is canonical exactly when it is `format_iso` of its instant: the
+    quick shape test never accepts what `format_iso` would not write."""
+    written = format_iso(ms)
+    for stamp in (written, written[:at] + char + written[at + 1:]):
+        try:
+            ts = _iso_ms(stamp)
+        except CanonicalError:
+            continue
+        if _spelled_as_written(stamp, ts):
+            assert format_iso(ts) == stamp

@@ -118,7 +118,7 @@ def canonical_from_doc(doc: bytes, event_id: int) -> tuple[int, bytes]:
     if not isinstance(author, dict) or not isinstance(stamp, str) or "type" not in out:
         raise CanonicalError("the stored document lacks its author, type or timestamp")
     ts = _iso_ms(stamp)
-    if format_iso(ts) != stamp:
+    if not _spelled_as_written(stamp, ts) and format_iso(ts) != stamp:
         # Only the spelling Trailkeeper writes is canonical: the instant alone would let
         # "…T10:00:00Z" become "…X10:00:00Z" (fromisoformat takes any separator) unseen,
         # though clients are served the document as stored.
@@ -155,6 +155,22 @@ def _dump(value: dict[str, Any]) -> bytes:
         return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
     except TypeError as exc:  # e.g. an integer beyond 64 bits
         raise CanonicalError(f"the event cannot be serialised canonically: {exc}") from None
+
+
+def _spelled_as_written(stamp: str, ts: int) -> bool:
+    """The shape `format_iso` writes for four-digit years (``…-DDTHH:MM:SS.mmmZ``, or
+    ``…:SSZ`` at whole seconds), checked without formatting: ``stamp`` already parsed to
+    ``ts``, so its digits are digits. A False here is decided by `format_iso` itself."""
+    n = len(stamp)
+    if n == 24:
+        shaped = stamp[19] == "." and ts % 1000 != 0
+    elif n == 20:
+        shaped = ts % 1000 == 0
+    else:
+        return False
+    return (shaped and stamp[23 if n == 24 else 19] == "Z" and stamp[10] == "T"
+            and stamp[0] != "0" and stamp[4] == "-" and stamp[7] == "-" and stamp[13] == ":"
+            and stamp[16] == ":")
 
 
 def _iso_ms(stamp: str) -> int:

@@ -16,7 +16,8 @@ Pure: the store's tiles come in through a ``fetch`` function.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import hashlib
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from trailkeeper.integrity import merkle
@@ -168,10 +169,34 @@ class TreeBuilder:
 
     def append(self, record: bytes) -> None:
         """Add the next leaf (its 49-byte record)."""
-        self._add_entry(0, self.size, record)
-        for height, node_index, h in self._range.append(leaf_hash(record)):
-            if height % TILE_HEIGHT == 0:
-                self._add_entry(height // TILE_HEIGHT, node_index, h)
+        self.extend((record,))
+
+    def extend(self, records: Iterable[bytes]) -> None:
+        """Add the next leaves. `CompactRange.append` inlined: this is the builder's and the
+        file verifier's per-event path."""
+        compact = self._range
+        hashes = compact.hashes
+        sha256 = hashlib.sha256
+        edges = self._edges
+        for record in records:
+            index = compact.size
+            leaves = edges[0]
+            if leaves.index != index >> TILE_HEIGHT:
+                leaves = edges[0] = _Edge(0, index >> TILE_HEIGHT)
+            leaves.entries.append(record)
+            leaves.dirty = True
+            if len(leaves.entries) == TILE_WIDTH:  # saved before the next one replaces it
+                self._full.append(leaves.tile())
+                leaves.dirty = False
+            h = sha256(b"\x00" + record).digest()
+            height = 0
+            while index >> height & 1:  # a complete subtree of this height waits on the left
+                h = sha256(b"\x01" + hashes.pop() + h).digest()
+                height += 1
+                if height % TILE_HEIGHT == 0:
+                    self._add_entry(height // TILE_HEIGHT, index >> height, h)
+            hashes.append(h)
+            compact.size = index + 1
 
     def _add_entry(self, level: int, entry_index: int, entry: bytes) -> None:
         if level == len(self._edges):
