@@ -156,3 +156,13 @@ def test_an_empty_store_signs_nothing(service: AuditService, tmp_path: Path) -> 
     consumer = builder(service, tmp_path)
     consumer.drain(checkpoint=True)
     assert service.storage.checkpoint() is None and consumer.sign() is None
+
+
+def test_tiles_are_read_many_at_once(service: AuditService, tmp_path: Path) -> None:
+    """`merkle_tiles_at` returns the stored tiles among the keys asked, at every level."""
+    store(service, 300)
+    builder(service, tmp_path).drain()
+    found = service.storage.merkle_tiles_at([(0, 0), (0, 1), (1, 0), (0, 7), (2, 0)])
+    assert sorted((t.level, t.index, t.width) for t in found) == [(0, 0, 256), (0, 1, 44),
+                                                                 (1, 0, 1)]
+    assert service.storage.merkle_tiles_at([]) == []

@@ -17,6 +17,7 @@ from trailkeeper.integrity.tree import (
     Tile,
     TreeBuilder,
     edge_tiles,
+    tiles_needed,
 )
 
 # Sizes around tile boundaries are where tiling goes wrong.
@@ -137,3 +138,32 @@ def test_a_compact_range_appends_like_the_tree(hashes: list[bytes]) -> None:
         assert compact.root() == merkle.root(hashes[:count])
     with pytest.raises(ValueError, match="hashes"):
         CompactRange(3, hashes[:1])
+
+
+@settings(max_examples=40, deadline=None)
+@given(sizes.filter(lambda n: n > 0), st.data())
+def test_the_tiles_a_proof_needs_are_known_before_reading_any(n: int, data: st.DataObject
+                                                              ) -> None:
+    """`tiles_needed` names exactly the tiles a proof reads, so a store can fetch them in
+    one query; the proof from those tiles alone is the same."""
+    store, _ = build(n)
+    size = data.draw(st.integers(1, n))
+    index = data.draw(st.integers(0, size - 1))
+    old = data.draw(st.integers(0, size))
+
+    def compute(tree: StoredTree) -> object:
+        return (tree.inclusion_proof(index, size), tree.consistency_proof(old, size),
+                tree.root(size))
+
+    read: set[tuple[int, int]] = set()
+
+    def counting(level: int, tile: int) -> Tile | None:
+        read.add((level, tile))
+        return store.fetch(level, tile)
+
+    expected = compute(StoredTree(counting))
+    wanted = tiles_needed(compute)
+    assert wanted == read
+    preloaded = StoredTree(lambda level, tile: pytest.fail("a tile was read twice"))
+    preloaded.load(store.tiles[key] for key in wanted)
+    assert compute(preloaded) == expected

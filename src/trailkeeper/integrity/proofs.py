@@ -8,13 +8,14 @@ the event itself (for its leaf) and a checkpoint whose signature the checker tru
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import orjson
 
 from trailkeeper.errors import NotFoundError, TrailkeeperError
 from trailkeeper.integrity.canonical import LeafRecord
-from trailkeeper.integrity.tree import TILE_HEIGHT, MissingTileError, StoredTree, Tile
+from trailkeeper.integrity.tree import TILE_HEIGHT, MissingTileError, StoredTree, Tile, tiles_needed
 from trailkeeper.storage.base import Storage
 from trailkeeper.storage.merkle import POSITION, CheckpointRecord
 
@@ -45,13 +46,18 @@ class InclusionProof:
     checkpoint: CheckpointRecord | None  # when tree_size is a checkpoint's
 
 
-def stored_tree(storage: Storage) -> StoredTree:
-    """The store's tree, reading each tile when first needed."""
+def stored_tree(storage: Storage, plan: Callable[[StoredTree], object] | None = None
+                ) -> StoredTree:
+    """The store's tree, reading each tile when first needed — or, given the computation
+    it is for, every tile that needs in one query first."""
     def fetch(level: int, index: int) -> Tile | None:
         found = storage.merkle_tiles(level, index, index)
         return found[0] if found else None
 
-    return StoredTree(fetch)
+    tree = StoredTree(fetch)
+    if plan is not None:
+        tree.load(storage.merkle_tiles_at(sorted(tiles_needed(plan))))
+    return tree
 
 
 def tree_size(storage: Storage) -> tuple[int, int]:
@@ -134,14 +140,19 @@ def inclusion(storage: Storage, event_id: int, size: int | None = None) -> Inclu
     if leaf.index >= size:
         raise NotCoveredError(f"Event {event_id} (leaf {leaf.index}) is not covered by a "
                               f"tree of {size} leaves; the next checkpoint will cover it")
-    tree = stored_tree(storage)
+    at_latest = size == latest.size
+
+    def proof(tree: StoredTree) -> tuple[list[bytes], bytes]:
+        # The latest checkpoint's root is known: no need to read what computing it needs.
+        return (tree.inclusion_proof(leaf.index, size),
+                latest.root if at_latest else tree.root(size))
+
     try:
-        path = tree.inclusion_proof(leaf.index, size)
-        root = tree.root(size)
+        path, root = proof(stored_tree(storage, proof))
     except MissingTileError as exc:
         raise NotCoveredError(f"Retention removed what this proof needs ({exc})") from None
     return InclusionProof(event_id, leaf, size, root, path,
-                          latest if size == latest.size else storage.checkpoint(size))
+                          latest if at_latest else storage.checkpoint(size))
 
 
 def consistency(storage: Storage, old_size: int, size: int) -> tuple[bytes, bytes, list[bytes]]:
@@ -151,9 +162,11 @@ def consistency(storage: Storage, old_size: int, size: int) -> tuple[bytes, byte
     if not 0 <= old_size <= size <= latest.size:
         raise NotCoveredError(f"Consistency needs 0 <= from ({old_size}) <= to ({size}) <= "
                               f"the latest checkpoint's size ({latest.size})")
-    tree = stored_tree(storage)
-    try:
+    def proof(tree: StoredTree) -> tuple[bytes, bytes, list[bytes]]:
         return tree.root(old_size), tree.root(size), tree.consistency_proof(old_size, size)
+
+    try:
+        return proof(stored_tree(storage, proof))
     except MissingTileError as exc:
         raise NotCoveredError(f"Retention removed what this proof needs ({exc}); prove from "
                               "a later checkpoint") from None

@@ -241,6 +241,11 @@ class StoredTree:
         self._fetch = fetch
         self._hashes: dict[tuple[int, int], list[bytes]] = {}
 
+    def load(self, tiles: Iterable[Tile]) -> None:
+        """Take tiles read beforehand (all of a proof's at once: see `tiles_needed`)."""
+        for tile in tiles:
+            self._hashes[(tile.level, tile.index)] = tile.hashes()
+
     def entries(self, level: int, index: int) -> list[bytes]:
         key = (level, index)
         if key not in self._hashes:
@@ -252,13 +257,10 @@ class StoredTree:
 
     def node(self, height: int, index: int) -> bytes:
         """The complete subtree of ``2^height`` leaves numbered ``index`` at that height."""
-        level, below = divmod(height, TILE_HEIGHT)
-        first = index << below
-        entries = self.entries(level, first >> TILE_HEIGHT)
-        offset = first & (TILE_WIDTH - 1)
-        part = entries[offset:offset + (1 << below)]
-        if len(part) != 1 << below:
-            raise MissingTileError(level, first >> TILE_HEIGHT)
+        level, tile, offset, count = _place(height, index)
+        part = self.entries(level, tile)[offset:offset + count]
+        if len(part) != count:
+            raise MissingTileError(level, tile)
         return merkle.root(part)
 
     def subtree(self, lo: int, hi: int) -> bytes:
@@ -286,3 +288,32 @@ class StoredTree:
 
     def consistency_proof(self, old_size: int, size: int) -> list[bytes]:
         return merkle.consistency_path(old_size, size, self.subtree)
+
+
+def _place(height: int, index: int) -> tuple[int, int, int, int]:
+    """Where a complete subtree's node is: (tile level, tile index, first entry, entries)."""
+    level, below = divmod(height, TILE_HEIGHT)
+    first = index << below
+    return level, first >> TILE_HEIGHT, first & (TILE_WIDTH - 1), 1 << below
+
+
+class _Planner(StoredTree):
+    """A dry run: notes the tiles each node would be read from, hashes nothing real."""
+
+    def __init__(self) -> None:
+        super().__init__(lambda level, index: None)
+        self.wanted: set[tuple[int, int]] = set()
+
+    def node(self, height: int, index: int) -> bytes:
+        level, tile, _, _ = _place(height, index)
+        self.wanted.add((level, tile))
+        return bytes(HASH_SIZE)
+
+
+def tiles_needed(compute: Callable[[StoredTree], object]) -> set[tuple[int, int]]:
+    """The (level, index) of every tile ``compute`` reads from a `StoredTree`: which nodes a
+    root or proof needs depends on sizes only, so a dry run finds them, and a store can read
+    them in one query."""
+    planner = _Planner()
+    compute(planner)
+    return planner.wanted

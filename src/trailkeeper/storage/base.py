@@ -489,6 +489,10 @@ class Storage(Protocol):
         """Stored tiles ``first`` to ``last`` of a level, in order; absent ones left out."""
         ...
 
+    def merkle_tiles_at(self, keys: Sequence[tuple[int, int]]) -> list[Tile]:
+        """The stored tiles among ``keys`` ((level, index) pairs), read at once."""
+        ...
+
     def merkle_leaf_tile(self, event_id: int) -> Tile | None:
         """The first level-0 tile whose last event id is ``event_id`` or more."""
         ...

@@ -86,6 +86,26 @@ def tiles(run: Run, dialect: Dialect, level: int, first: int, last: int) -> list
     return [Tile(level, int(r[0]), bytes(r[1])) for r in run(dialect.sql(sql), params)]
 
 
+def tiles_at(run: Run, dialect: Dialect, keys: Sequence[tuple[int, int]]) -> list[Tile]:
+    """The stored tiles among ``keys`` ((level, index) pairs), in one query."""
+    leaves = sorted({index for level, index in keys if level == 0})
+    nodes = sorted({(level, index) for level, index in keys if level > 0})
+    parts: list[str] = []
+    params: list[object] = []
+    if leaves:
+        parts.append("SELECT 0, tile, records FROM merkle_leaves WHERE tile IN "
+                     f"({', '.join('?' * len(leaves))})")
+        params += leaves
+    if nodes:
+        parts.append("SELECT level, tile, hashes FROM merkle_nodes WHERE (level, tile) IN "
+                     f"(VALUES {', '.join(['(?, ?)'] * len(nodes))})")
+        params += [v for pair in nodes for v in pair]
+    if not parts:
+        return []
+    rows = run(dialect.sql(" UNION ALL ".join(parts)), params)
+    return [Tile(int(r[0]), int(r[1]), bytes(r[2])) for r in rows]
+
+
 def leaf_tile_of(run: Run, dialect: Dialect, event_id: int) -> Tile | None:
     """The first level-0 tile whose last event id is ``event_id`` or more: the one that holds
     the event if it is in the tree (ids can have gaps: check)."""

@@ -736,6 +736,10 @@ class SqliteStorage:
         with self._reader() as con:
             return merkle_rows.tiles(_run(con), dialect.SQLITE, level, first, last)
 
+    def merkle_tiles_at(self, keys: Sequence[tuple[int, int]]) -> list[Tile]:
+        with self._reader() as con:
+            return merkle_rows.tiles_at(_run(con), dialect.SQLITE, keys)
+
     def merkle_leaf_tile(self, event_id: int) -> Tile | None:
         with self._reader() as con:
             return merkle_rows.leaf_tile_of(_run(con), dialect.SQLITE, event_id)
