@@ -135,8 +135,8 @@ def set_next_id(db_url: str, next_id: int) -> None:
         finally:
             con.close()
         return
-    with psycopg.connect(db_url, autocommit=True) as con:
-        con.execute("SELECT setval('events_id_seq', %s, %s)",
+    with psycopg.connect(db_url, autocommit=True) as pg:
+        pg.execute("SELECT setval('events_id_seq', %s, %s)",
                     (max(next_id - 1, 1), next_id > 1))
 
 
@@ -262,7 +262,8 @@ def http_figures(db_url: str, args: Any, ids: list[int], keys: Path, verifier: A
             def proof(event_id: int) -> dict[str, Any]:
                 answer = client.get(f"/api/v1/events/{event_id}/proof")
                 answer.raise_for_status()
-                return orjson.loads(answer.content)
+                body: dict[str, Any] = orjson.loads(answer.content)
+                return body
 
             order = ids[:]
             rng.shuffle(order)
@@ -284,7 +285,8 @@ def http_figures(db_url: str, args: Any, ids: list[int], keys: Path, verifier: A
             def consistency(old: int) -> dict[str, Any]:
                 answer = client.get("/api/v1/checkpoints/consistency", params={"from": old})
                 answer.raise_for_status()
-                return orjson.loads(answer.content)
+                body: dict[str, Any] = orjson.loads(answer.content)
+                return body
 
             cons_s, answers = timed(olds, consistency)
             b = base64.b64decode

@@ -94,7 +94,8 @@ def hash_store(db_url: str, key: Path) -> tuple[dict[str, Any], int]:
         cpu = time.process_time() - cpu
         checkpoints = len(storage.checkpoints(limit=1000))
         latest = storage.checkpoint()
-        assert latest is not None and latest.size == hashed
+        assert latest is not None
+        assert latest.size == hashed
         return {
             "events": hashed, "wall_s": round(wall, 2),
             "events_per_s": round(hashed / wall),
