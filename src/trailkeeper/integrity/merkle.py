@@ -59,7 +59,13 @@ def root(leaf_hashes: Sequence[bytes]) -> bytes:
     """Return MTH of the tree whose leaves have the given hashes (``EMPTY_ROOT`` if none)."""
     if not leaf_hashes:
         return EMPTY_ROOT
-    return _subtree_root(leaf_hashes, 0, len(leaf_hashes))
+    n = len(leaf_hashes)
+    if n & (n - 1) == 0:  # a complete tree (a full tile, say): level by level, no recursion
+        level = list(leaf_hashes)
+        while len(level) > 1:
+            level = [node_hash(level[i], level[i + 1]) for i in range(0, len(level), 2)]
+        return level[0]
+    return _subtree_root(leaf_hashes, 0, n)
 
 
 def inclusion_proof(leaf_hashes: Sequence[bytes], index: int) -> list[bytes]:

@@ -218,9 +218,12 @@ def _run(source: Source, parts: list[_Range], context: _Context,
             yield _check_leaves(source, part, context)
         return
     spawn = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(len(parts), mp_context=spawn) as pool:
+    # The first part runs here while the others run in fresh processes (spawned: the
+    # store's connections must not cross a fork).
+    with concurrent.futures.ProcessPoolExecutor(len(parts) - 1, mp_context=spawn) as pool:
         futures = [pool.submit(_check_leaves_in, db_url, source.name, part, context)
-                   for part in parts]
+                   for part in parts[1:]]
+        yield _check_leaves(source, parts[0], context)
         for future in futures:
             yield future.result()
 
