@@ -17,7 +17,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from trailkeeper.query.ast import And, Compare, HasObject, In, MatchAll, Node, Or, Text, all_of
+from trailkeeper.query.ast import (
+    And,
+    AttributeIs,
+    ChangeIs,
+    Compare,
+    HasObject,
+    In,
+    MatchAll,
+    Node,
+    Not,
+    Or,
+    Text,
+    all_of,
+)
 from trailkeeper.query.compile import COLUMNS, Dialect, compile_where
 
 # Above this many full-text matches, scanning by time and filtering beats sorting matches.
@@ -57,6 +70,18 @@ def text_terms(node: Node) -> Text | None:
     """The top-level full-text condition, if there is exactly one."""
     texts = [n for n in top_level(node) if isinstance(n, Text)]
     return texts[0] if len(texts) == 1 else None
+
+
+def uses_full_text(node: Node) -> bool:
+    """Whether the condition consults the full-text index anywhere (a bare word, or a
+    changed value or attribute compared to a word)."""
+    if isinstance(node, Text | ChangeIs | AttributeIs):
+        return True
+    if isinstance(node, And | Or):
+        return any(uses_full_text(item) for item in node.items)
+    if isinstance(node, Not):
+        return uses_full_text(node.item)
+    return False
 
 
 def _driver(node: Node) -> HasObject | None:
@@ -164,6 +189,69 @@ def _union(branches: list[Node], page: Page, dialect: Dialect,
            f" CROSS JOIN events e WHERE e.id = u.id"
            f" ORDER BY u.ts {order}, u.id {order} LIMIT {p} OFFSET {p}")
     return sql, [*params, page.limit + 1, page.offset]
+
+
+def plan_histogram(where: Node, *, start_ms: int, bucket_ms: int, buckets: int,
+                   dialect: Dialect) -> tuple[str, list[object]]:
+    """The SELECT (window number, count) of the matching events in each of ``buckets``
+    windows of ``bucket_ms`` from ``start_ms``.
+
+    The events are found as `plan_search` finds a page's (from one object's index, one
+    branch per alternative of a delegated scope, or the time index). Each window is counted
+    on its own, as an index range (no sorting or hashing of every row: two to six times
+    faster than grouping a million events). Instead a condition with a full-text match
+    groups once, so that the match list is computed once, and so does a delegated scope's
+    union on SQLite, which does not push the window into a UNION (windows without events
+    then have no row)."""
+    p = dialect.placeholder
+    union = _driver(where) is None and _branches(where) is not None
+    if uses_full_text(where) or (union and dialect.name == "sqlite"):
+        bounded = all_of([where, Compare("timestamp", ">=", start_ms),
+                          Compare("timestamp", "<", start_ms + bucket_ms * buckets)])
+        matches, params = _matching(bounded, dialect)
+        return (f"SELECT (m.ts - {p}) / {p} AS bucket, count(*) FROM ({matches}) AS m"
+                " GROUP BY bucket", [start_ms, bucket_ms, *params])
+    matches, params = _matching(where, dialect)
+    big = f"CAST({p} AS BIGINT)"  # n * width overflows PostgreSQL's integer otherwise
+    count = (f"(SELECT count(*) FROM ({matches}) AS m WHERE m.ts >= {big} + w.n * {big}"
+             f" AND m.ts < {big} + (w.n + 1) * {big})")
+    windows = [start_ms, bucket_ms, start_ms, bucket_ms]
+    if dialect.name == "sqlite":
+        return (f"WITH RECURSIVE w(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM w"
+                f" WHERE n < {p}) SELECT w.n, {count} FROM w", [buckets - 1, *params, *windows])
+    return (f"SELECT w.n, {count} FROM generate_series(0, {p}) AS w(n)",
+            [*params, *windows, buckets - 1])
+
+
+def _matching(where: Node, dialect: Dialect) -> tuple[str, list[object]]:
+    """A SELECT (id, ts) of every matching event, by the access path a page would take
+    (full-text matches drive: counting reads every match anyway)."""
+    p = dialect.placeholder
+    driver = _driver(where)
+    if driver is not None:
+        rest = all_of(n for n in top_level(where) if n is not driver)
+        condition, params = compile_where(rest, dialect, ts_column="d.ts", id_column="d.event_id")
+        # Time and id bounds are the index's own columns: the events table is read only
+        # when another condition needs it.
+        if all(isinstance(n, Compare) and n.field in ("timestamp", "id")
+               for n in top_level(rest)):
+            tables, join = "event_objects d", ""
+        else:
+            tables, join = "event_objects d CROSS JOIN events e", " AND e.id = d.event_id"
+        return (f"SELECT d.event_id AS id, d.ts AS ts FROM {tables}"
+                f" WHERE d.type = {p} AND d.object_id = {p}{join} AND {condition}",
+                [driver.type.upper(), driver.ids[0], *params])
+    branches = _branches(where)
+    if branches is not None:
+        parts: list[str] = []
+        params = []
+        for branch in branches:
+            sql, branch_params = _matching(branch, dialect)
+            parts.append(sql)
+            params.extend(branch_params)
+        return " UNION ".join(parts), params
+    condition, params = compile_where(where, dialect)
+    return f"SELECT e.id AS id, e.ts AS ts FROM events e WHERE {condition}", params
 
 
 def _keyset(page: Page, dialect: Dialect, ts: str, ident: str, params: list[object]) -> str:
