@@ -56,6 +56,24 @@ class RateLimiter:
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
 
+    def blocked(self, key: str, requests: int, window_s: float, now: float) -> int | None:
+        """Like `acquire` without recording anything: the seconds to wait when ``requests``
+        were recorded for ``key`` within the window, else None. With `acquire` called only
+        on failures, this limits failures (the web sign-in's N failed attempts in M min)."""
+        with self._lock:
+            fd = self._fd(key)
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            try:
+                head, size = _HEAD.unpack(os.pread(fd, _HEAD.size, 0))
+                if size != requests:
+                    return None
+                (oldest,) = _SLOT.unpack(os.pread(fd, _SLOT.size, _HEAD.size + head * _SLOT.size))
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        if oldest > now - window_s:
+            return max(1, math.ceil(float(oldest) + window_s - now))
+        return None
+
     def _fd(self, key: str) -> int:
         fd = self._fds.get(key)
         if fd is None:
