@@ -191,7 +191,7 @@ def test_a_chart_bar_zooms_into_its_range(web: LiveServer, page: Page) -> None:
     sign_in(page, web)
     heading = page.locator("#chart-title")
     expect(heading).to_contain_text("300 events")
-    expect(heading).to_contain_text("one bar per 15 minutes")
+    expect(heading).to_contain_text("one bar per 5 minutes")
     bars = page.locator("[data-bars] a")
     last = bars.nth(bars.count() - 1)
     expect(last).to_have_attribute("tabindex", "0")  # one tab stop; arrows move

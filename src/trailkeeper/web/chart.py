@@ -16,7 +16,7 @@ from trailkeeper.model.timestamps import format_iso, ms_to_datetime
 MINUTE, HOUR, DAY = 60_000, 3_600_000, 86_400_000
 STEPS = (MINUTE, 5 * MINUTE, 15 * MINUTE, 30 * MINUTE, HOUR, 3 * HOUR, 6 * HOUR, 12 * HOUR,
          DAY, 2 * DAY, 7 * DAY, 14 * DAY, 30 * DAY, 91 * DAY, 365 * DAY)
-MAX_BARS = 60
+MAX_BARS = 61  # an hour of minutes, wherever it starts
 WIDTH, HEIGHT = 1000, 120  # the SVG's coordinate system (it scales to the page)
 _GAP = 0.15  # of a bar's slot
 
@@ -35,14 +35,20 @@ class Windows:
 
 
 def windows(first_ms: int, end_ms: int) -> Windows:
-    """The roundest windows that cover ``first_ms`` (inclusive) to ``end_ms`` (exclusive)
-    in at most `MAX_BARS` bars."""
+    """The finest round windows (aligned to their size) that cover ``first_ms``
+    (inclusive) to ``end_ms`` (exclusive) in at most `MAX_BARS` bars."""
     end_ms = max(end_ms, first_ms + 1)
-    step = next((s for s in STEPS if math.ceil((end_ms - first_ms) / s) < MAX_BARS), None)
-    if step is None:  # centuries: whole years, as many as needed per bar
-        step = STEPS[-1] * math.ceil((end_ms - first_ms) / STEPS[-1] / (MAX_BARS - 1))
-    start = first_ms - first_ms % step
-    return Windows(start, step, math.ceil((end_ms - start) / step))
+
+    def span(step: int) -> Windows:
+        start = first_ms - first_ms % step
+        return Windows(start, step, math.ceil((end_ms - start) / step))
+
+    for step in STEPS:
+        found = span(step)
+        if found.count <= MAX_BARS:
+            return found
+    # Centuries: whole years, as many as needed per bar.
+    return span(STEPS[-1] * math.ceil((end_ms - first_ms) / STEPS[-1] / (MAX_BARS - 1)))
 
 
 def describe_step(step_ms: int) -> str:
