@@ -3,6 +3,7 @@ table."""
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from tests.factories import ALICE, BOB, OTHER_PROJECT, OTHER_REPO, PROJECT, REPO, batch, event, ms
@@ -12,6 +13,7 @@ from trailkeeper.model.areas import CoverageArea
 from trailkeeper.model.event import AuditAttribute, ChangedValue
 from trailkeeper.query.ast import (
     AttributeIs,
+    Compare,
     HasObject,
     In,
     Match,
@@ -49,7 +51,8 @@ def _expected(storage: Storage, where: Node, start: int, step: int, count: int) 
 
 
 @pytest.mark.parametrize("name", ["all", "action", "object", "delegated", "text", "area",
-                                  "attribute", "not"])
+                                  "attribute", "not", "window", "window_object",
+                                  "window_delegated"])
 def test_histogram_counts_what_the_search_finds(storage: Storage, name: str) -> None:
     """Each access path (the time index, an indexed column, one object's index, a
     delegated scope's union, full text, a scan) counts exactly the events the search
@@ -65,6 +68,13 @@ def test_histogram_counts_what_the_search_finds(storage: Storage, name: str) -> 
         "area": In("area", ("SECURITY",)),
         "attribute": AttributeIs("tag", Match("=", "t3")),
         "not": all_of([Not(In("action", ("Action 1",))), HasObject("PROJECT", ("1",))]),
+        "window": all_of([Compare("timestamp", ">=", ms(40)), Compare("timestamp", "<", ms(200)),
+                          In("action", ("Action 2",))]),
+        "window_object": all_of([Compare("timestamp", ">", ms(41)),
+                                 Compare("timestamp", "<=", ms(190)),
+                                 HasObject("REPOSITORY", ("7",))]),
+        "window_delegated": scoped(delegate, all_of([Compare("timestamp", ">=", ms(100)),
+                                                     Compare("timestamp", "<", ms(300))])),
     }[name]
     start, step, count = ms(-30), 17 * MINUTE, 24
     counts = storage.histogram(where, start_ms=start, bucket_ms=step, buckets=count)
@@ -106,3 +116,24 @@ def test_sessions_are_stored_touched_and_deleted(storage: Storage) -> None:
     assert storage.get_session("cd" * 32) is not None
     assert storage.delete_session("cd" * 32) is True
     assert storage.delete_session("cd" * 32) is False
+
+
+def test_an_objects_view_in_a_delegated_scope_is_that_objects_events(storage: Storage) -> None:
+    """The view of one administered object (scope AND object, absorbed into the object)
+    finds, pages and counts exactly the events naming it: checked against every stored
+    document, not against the planner."""
+    _fill(storage)
+    delegate = Principal("carol", Role.USER, frozenset({("PROJECT", "2"), ("REPOSITORY", "7")}))
+    where = scoped(delegate, HasObject("PROJECT", ("2",)))
+    everything = storage.search(MatchAll(), limit=10_000).events
+    expected = [e.id for e in everything if any(
+        o["type"] == "PROJECT" and o["id"] == "2"
+        for o in orjson.loads(e.doc).get("affectedObjects", []))]
+    assert [e.id for e in storage.search(where, limit=10_000).events] == expected
+    first = storage.search(where, limit=7)
+    assert [e.id for e in first.events] == expected[:7]
+    assert first.next_cursor is not None
+    second = storage.search(where, limit=7, cursor=first.next_cursor)
+    assert [e.id for e in second.events] == expected[7:14]
+    counts = storage.histogram(where, start_ms=ms(0), bucket_ms=10 * MINUTE, buckets=40)
+    assert sum(counts or ()) == len(expected) > 0
