@@ -24,7 +24,7 @@ from trailkeeper.model.areas import CoverageArea
 from trailkeeper.model.event import AuditAuthor
 from trailkeeper.query.ast import In
 from trailkeeper.storage.base import UserRecord
-from trailkeeper.web import build_web
+from trailkeeper.web import build_web, log
 from trailkeeper.web.render import CSP
 from trailkeeper.web.sessions import IDLE_MS, LIFETIME_MS, Sessions, session_id
 
@@ -302,6 +302,22 @@ def test_the_log_shows_newest_first_with_a_chart_and_records_the_search(web: Liv
     query = [_attributes(r)["Query"] for r in searches]
     assert "category=Repositories" in query
     assert all(r["method"] == "Browser" for r in searches)
+
+
+def test_a_chart_over_its_time_budget_is_offered_instead(
+        web: LiveServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the page's budget the page comes without its chart and with a link that draws
+    it without the budget."""
+    sample(web.service)
+    monkeypatch.setattr(log, "PAGE_BUDGET_MS", 0)
+    with signed_in(web) as c:
+        html = c.get("/audit/?category=Repositories").text
+        assert 'class="bar"' not in html and "The chart was not drawn" in html
+        anyway = re.search(r'<a href="([^"]+)">draw it anyway</a>', html)
+        assert anyway is not None
+        assert anyway.group(1) == "/audit/?category=Repositories&amp;chart=full"
+        drawn = c.get(anyway.group(1).replace("&amp;", "&")).text
+    assert re.search(r"<span data-total>13</span> events", drawn)
 
 
 def _timestamp(server: LiveServer, event_id: int) -> int:

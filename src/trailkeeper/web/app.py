@@ -36,7 +36,7 @@ from trailkeeper.config import Settings
 from trailkeeper.errors import PermissionDeniedError, TrailkeeperError
 from trailkeeper.ingest.service import AuditService
 from trailkeeper.web import alerts, configuration, log, login
-from trailkeeper.web.render import Pages, SecurityHeaders, redirect
+from trailkeeper.web.render import Pages, SecurityHeaders, ServerTiming, redirect
 from trailkeeper.web.requests import FormRejected, SignInRequired, Web, request_info, web
 from trailkeeper.web.sessions import Sessions
 
@@ -85,7 +85,7 @@ def build_web(service: AuditService, settings: Settings,
         pages=Pages(),
     )
     # Outside the app, so that even its last-resort error page carries the headers.
-    return SecurityHeaders(app)
+    return ServerTiming(SecurityHeaders(app))
 
 
 async def _sign_in(request: Request, exc: Exception) -> Response:

@@ -162,7 +162,7 @@ class LogFilter:
                             ("author", self.authors), ("object", self.objects),
                             ("area", self.areas), ("level", self.levels)):
             out += [(name, v) for v in items]
-        if self.object_type and any(split_object(o) is None for o in self.objects):
+        if self.object_type:
             out.append(("object_type", self.object_type))
         for name, value in (("search", self.search), ("q", self.q)):
             if value:
