@@ -22,7 +22,7 @@ RESULTS_DIR = BENCH_DIR / "results"
 BENCHMARKS = ("ingest_http", "audit_call", "read_api", "search_export", "import_log",
               "export_writers", "auth_overhead", "delegated_read", "policy",
               "file_sink", "retention", "sigma_match", "sigma_correlation",
-              "detection_overhead", "forwarding")
+              "detection_overhead", "forwarding", "web_pages")
 
 
 def commands(args: Any) -> dict[str, list[str]]:
@@ -50,6 +50,7 @@ def commands(args: Any) -> dict[str, list[str]]:
         "sigma_correlation": [*common],
         "detection_overhead": [*common, *served, "--events", str(args.ingest_events)],
         "forwarding": [*common],
+        "web_pages": [*common, *served, "--events", str(args.events)],
     }
 
 

@@ -113,8 +113,10 @@ def administered(storage: Storage, principal: Principal) -> list[CatalogueObject
     has seen them."""
     listed = []
     for kind, ident in sorted(principal.administers):
-        found = storage.find_objects(kind, object_id=ident, limit=1)
-        listed.append(found[0] if found else CatalogueObject(kind, ident, ident, None))
+        found = storage.find_objects(kind, object_id=ident, limit=5)
+        # A grant's own record names the object by its id: prefer a name the product gave.
+        named = [o for o in found if o.name != ident] or found
+        listed.append(named[0] if named else CatalogueObject(kind, ident, ident, None))
     return listed
 
 
