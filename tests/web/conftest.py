@@ -5,7 +5,6 @@ Debian's Chromium driven by Playwright (one browser per session, a new context p
 from __future__ import annotations
 
 import functools
-import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,7 +21,7 @@ from trailkeeper.ingest.service import AuditService
 from trailkeeper.storage.base import Grant, UserRecord
 from trailkeeper.web import log
 
-CHROMIUM = os.environ.get("TRAILKEEPER_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM = "/usr/bin/chromium"  # Debian's package (.ci/run installs it when missing)
 # The network is closed: without these, Chromium keeps trying to reach Google's services.
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",

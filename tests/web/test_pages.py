@@ -7,19 +7,21 @@ import csv
 import io
 import re
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
 import pytest
 from starlette.routing import Route
 
-from tests.conftest import LiveServer, without_search_records
+from tests.conftest import LiveServer, start_server, without_search_records
 from tests.factories import event
-from tests.web.conftest import PASSWORD, csrf_token, login_token, signed_in
+from tests.web.conftest import PASSWORD, add_users, csrf_token, login_token, signed_in
 from tests.web.data import IMG, JS_URI, RLO, SCRIPT, hostile, many, raise_alert, sample, store
 from trailkeeper.auth.passwords import hash_password
 from trailkeeper.config import Settings
 from trailkeeper.governance.config import coverage_setting, dumps
+from trailkeeper.ingest.service import AuditService
 from trailkeeper.model.areas import CoverageArea
 from trailkeeper.model.event import AuditAuthor
 from trailkeeper.query.ast import In
@@ -68,9 +70,11 @@ def test_every_page_sends_an_anonymous_visitor_to_sign_in(web: LiveServer) -> No
 def test_every_web_route_is_listed_in_the_tests(web: LiveServer) -> None:
     """The route table of the web app is what these tests cover (a new route fails here
     until it is added, with its sign-in rule)."""
-    app = build_web(web.service, Settings(home=Path("unused"), db_url="unused"))
+    app: Any = build_web(web.service, Settings(home=Path("unused"), db_url="unused"))
+    while not hasattr(app, "routes"):  # inside the header middlewares
+        app = app.app
     routes = {(r.path, tuple(sorted(r.methods or ())))
-              for r in app.app.routes if isinstance(r, Route)}  # type: ignore[attr-defined]
+              for r in app.routes if isinstance(r, Route)}
     assert routes == {
         ("/", ("GET", "HEAD")), ("/resource/{spec}", ("GET", "HEAD")),
         ("/export", ("GET", "HEAD")), ("/resource/{spec}/export", ("GET", "HEAD")),
@@ -517,3 +521,25 @@ def test_lookups_feed_the_pickers(web: LiveServer) -> None:
                                                          "search": "rep_"}).json()
     assert authors == {"suggestions": [{"value": "12", "label": "bob"}]}
     assert {s["value"] for s in objects["suggestions"]} == {"REPOSITORY,7", "REPOSITORY,8"}
+
+
+def test_the_ui_works_under_a_context_path(service: AuditService, tmp_path: Path) -> None:
+    """With ``--context-path /bitbucket`` every link, redirect and cookie stays under it."""
+    with start_server(service, tmp_path, context_path="/bitbucket") as live:
+        add_users(service)
+        sample(service)
+        with httpx.Client(base_url=live.base_url) as c:
+            assert c.get("/audit/settings").headers["location"] == \
+                "/bitbucket/audit/login?next=%2Fbitbucket%2Faudit%2Fsettings"
+            form = c.get("/audit/login")
+            assert 'action="/bitbucket/audit/login"' in form.text
+            done = c.post("/audit/login", data={"user": "ada", "password": PASSWORD,
+                                                "login_token": login_token(form.text),
+                                                "next": "/bitbucket/audit/settings"})
+            assert done.headers["location"] == "/bitbucket/audit/settings"
+            assert "Path=/bitbucket/audit" in done.headers["set-cookie"]
+            html = c.get("/audit/?category=Repositories").text
+            assert 'href="/bitbucket/audit/static/app.css?v=' in html
+            older_or_bar = re.findall(r'href="(/bitbucket/audit/\?[^"]*)"', html)
+            assert older_or_bar and all(h.startswith("/bitbucket/audit/") for h in older_or_bar)
+            assert c.get("/audit/export?format=csv").status_code == 200

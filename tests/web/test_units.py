@@ -127,3 +127,11 @@ def test_csrf_tokens_depend_on_the_session_and_compare_strictly() -> None:
     (None, "/audit/")])
 def test_after_sign_in_only_pages_of_the_ui(target: str | None, where: str) -> None:
     assert safe_next("/audit", target) == where
+
+
+def test_too_many_or_too_long_values_are_problems_not_silently_dropped() -> None:
+    many = LogFilter.from_params([("category", f"c{i}") for i in range(201)])
+    assert many.problems == {"category": "At most 200 values of category at a time"}
+    long = LogFilter.from_params([("q", "x" * 10_001)])
+    assert long.problems == {"q": "The q is longer than 10,000 characters"} and long.q == ""
+    assert long.where(now_ms=NOW).problems

@@ -48,8 +48,9 @@ class RateLimiter:
                     os.pwrite(fd, _HEAD.pack(head, size), 0)
                 offset = _HEAD.size + head * _SLOT.size
                 (oldest,) = _SLOT.unpack(os.pread(fd, _SLOT.size, offset))
-                if oldest > now - window_s:
-                    return max(1, math.ceil(float(oldest) + window_s - now))
+                wait = _wait(oldest, window_s, now)
+                if wait is not None:
+                    return wait
                 os.pwrite(fd, _SLOT.pack(now), offset)
                 os.pwrite(fd, _HEAD.pack((head + 1) % size, size), 0)
                 return None
@@ -70,9 +71,7 @@ class RateLimiter:
                 (oldest,) = _SLOT.unpack(os.pread(fd, _SLOT.size, _HEAD.size + head * _SLOT.size))
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
-        if oldest > now - window_s:
-            return max(1, math.ceil(float(oldest) + window_s - now))
-        return None
+        return _wait(oldest, window_s, now)
 
     def _fd(self, key: str) -> int:
         fd = self._fds.get(key)
@@ -96,3 +95,10 @@ class RateLimiter:
             for fd in self._fds.values():
                 os.close(fd)
             self._fds.clear()
+
+
+def _wait(oldest: float, window_s: float, now: float) -> int | None:
+    """Whole seconds until the N-th most recent entry leaves the window (None: it has)."""
+    if oldest > now - window_s:
+        return max(1, math.ceil(float(oldest) + window_s - now))
+    return None

@@ -29,7 +29,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
-from trailkeeper.auth.audit_events import ACCESS_DENIED, Attempt, covered, refused
+from trailkeeper.auth.audit_events import ACCESS_DENIED, BROWSER, Attempt, covered, refused
 from trailkeeper.auth.authenticate import Authenticator
 from trailkeeper.auth.ratelimit import RateLimiter
 from trailkeeper.config import Settings
@@ -116,7 +116,7 @@ def _record_denial(request: Request, exc: PermissionDeniedError) -> None:
     service = web(request).service
     if visitor is not None and covered(service.governance.config, ACCESS_DENIED):
         service.audit(refused(Attempt.of(visitor.principal), request_info(request),
-                              denied=True, reason=exc.message, method="Browser"))
+                              denied=True, reason=exc.message, method=BROWSER))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

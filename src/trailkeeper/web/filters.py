@@ -38,7 +38,7 @@ DEFAULT_LIMIT = 50
 LEVELS = (CoverageLevel.BASE, CoverageLevel.ADVANCED, CoverageLevel.FULL)
 AREAS = tuple(CoverageArea)
 MAX_VALUES = 200  # per list parameter: more is a mistake or an attack, not a filter
-MAX_TEXT = 2000  # characters of a free-text or time field
+MAX_TEXT = 10_000  # characters of a value (the query language's own limit)
 _TYPE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 
 # The parameters a view is made of (recorded as the "Query" of its search).
@@ -84,12 +84,18 @@ class LogFilter:
         """Read from the URL's parameters; malformed values are noted in ``problems`` (by
         parameter) and left out, never raised: the page shows them beside the field."""
         values: dict[str, list[str]] = {}
-        for key, value in params:
-            if key in PARAMETERS:
-                bucket = values.setdefault(key, [])
-                if len(bucket) < MAX_VALUES:
-                    bucket.append(value[:MAX_TEXT])
         problems: dict[str, str] = {}
+        for key, value in params:
+            if key not in PARAMETERS:
+                continue
+            bucket = values.setdefault(key, [])
+            # Never cut a value or drop one silently: the view would match more than asked.
+            if len(value) > MAX_TEXT:
+                problems[key] = f"The {key} is longer than {MAX_TEXT:,} characters"
+            elif len(bucket) >= MAX_VALUES:
+                problems[key] = f"At most {MAX_VALUES} values of {key} at a time"
+            else:
+                bucket.append(value)
 
         def one(name: str) -> str:
             found = [v.strip() for v in values.get(name, []) if v.strip()]
@@ -190,10 +196,6 @@ class LogFilter:
     def zoomed(self, start_iso: str, end_iso: str) -> LogFilter:
         """The view restricted to a chart bar's range (``to`` is inclusive)."""
         return self.but(range=CUSTOM, since=start_iso, until=end_iso)
-
-    @property
-    def is_empty(self) -> bool:
-        return not self.params() or self.params() == [("tz", self.tz)]
 
     # -- the query ----------------------------------------------------------------------
 

@@ -29,12 +29,13 @@ from trailkeeper.alerts.model import AlertRecord
 from trailkeeper.api.search import FormatName, export_response
 from trailkeeper.auth.audit_events import SEARCHED, Results, covered, query_text, search_performed
 from trailkeeper.auth.permissions import administers, scoped
+from trailkeeper.auth.principals import Principal
 from trailkeeper.errors import NotFoundError, PermissionDeniedError
 from trailkeeper.ingest.service import AuditService
 from trailkeeper.model.timestamps import now_ms
 from trailkeeper.query.ast import HasObject, In, Node
 from trailkeeper.query.request import Search
-from trailkeeper.storage.base import CatalogueObject, Cursor, RowPage, Storage
+from trailkeeper.storage.base import CatalogueObject, Cursor, RowPage, Storage, StoredEvent
 from trailkeeper.web import chart as charts
 from trailkeeper.web import pickers
 from trailkeeper.web.events import Row, row
@@ -44,6 +45,7 @@ from trailkeeper.web.filters import (
     PAGE_SIZES,
     PARAMETERS,
     RANGE_LABELS,
+    Compiled,
     LogFilter,
     Problems,
     split_object,
@@ -117,16 +119,11 @@ def _catalogue(storage: Storage, view: LogView) -> None:
                     if by_category[c]]
 
 
-def build_view(service: AuditService, visitor: Visitor, view: LogView, *,
-               older: str, newer: str, full_chart: bool, resource: tuple[str, str] | None,
-               started: float) -> RowPage | None:
-    """Resolve the filter, search the page, count the chart; the page (None when the view
-    could not be read). Runs in a worker thread."""
-    storage = service.storage
-    principal = visitor.principal
-    _catalogue(storage, view)
-    if not principal.sees_everything:
-        view.administered = pickers.administered(storage, principal)
+def resolve(storage: Storage, principal: Principal, view: LogView,
+            resource: tuple[str, str] | None) -> Compiled:
+    """The view's condition (before the scope): its filter, with the authors and objects
+    resolved against the catalogues, the object of a resource view and an alert's events;
+    the chips, the alert and every problem are noted on ``view``."""
     resolved: list[Node] = []
     authors = pickers.authors(storage, principal, view.filter.authors)
     objects = pickers.objects(storage, principal, view.filter.objects, view.filter.object_type)
@@ -140,10 +137,23 @@ def build_view(service: AuditService, visitor: Visitor, view: LogView, *,
             view.problems.fields["alert"] = f"There is no alert #{view.filter.alert} you may see"
         else:
             resolved.append(In("id", view.alert.event_ids))
-    now = now_ms()
-    compiled = view.filter.where(now_ms=now, resolved=resolved)
+    compiled = view.filter.where(now_ms=now_ms(), resolved=resolved)
     view.problems.fields.update(compiled.problems.fields)
     view.problems.query = compiled.problems.query
+    return compiled
+
+
+def build_view(service: AuditService, visitor: Visitor, view: LogView, *,
+               older: str, newer: str, full_chart: bool, resource: tuple[str, str] | None,
+               started: float) -> RowPage | None:
+    """Resolve the filter, search the page, count the chart; the page (None when the view
+    could not be read). Runs in a worker thread."""
+    storage = service.storage
+    principal = visitor.principal
+    _catalogue(storage, view)
+    if not principal.sees_everything:
+        view.administered = pickers.administered(storage, principal)
+    compiled = resolve(storage, principal, view, resource)
     position = {"older": _cursor(older) if older else None,
                 "newer": _cursor(newer) if newer else None}
     for name, given in (("older", older), ("newer", newer)):
@@ -182,7 +192,7 @@ def build_view(service: AuditService, visitor: Visitor, view: LogView, *,
     return page
 
 
-def _key(event: Any) -> str:
+def _key(event: StoredEvent) -> str:
     return f"{event.timestamp_ms},{event.id}"
 
 
@@ -276,26 +286,13 @@ async def export(request: Request) -> Response:
     chosen = cast(FormatName, fmt)
     view = LogView(LogFilter.from_params(params.multi_items()), "", Problems({}))
 
-    def condition() -> Node | None:
-        storage = parts.service.storage
-        principal = visitor.principal
-        nodes = [r.condition for r in (
-            pickers.authors(storage, principal, view.filter.authors),
-            pickers.objects(storage, principal, view.filter.objects, view.filter.object_type))
-            if r.condition is not None]
-        if resource is not None:
-            nodes.append(HasObject(resource[0], (resource[1],)))
-        if view.filter.alert is not None:
-            alert = storage.get_alert(view.filter.alert) if principal.sees_everything else None
-            nodes.append(In("id", alert.event_ids if alert else ()))
-        compiled = view.filter.where(now_ms=now_ms(), resolved=nodes)
-        return None if compiled.problems else scoped(principal, compiled.where)
-
-    where = await run_in_threadpool(condition)
-    if where is None:
+    compiled = await run_in_threadpool(resolve, parts.service.storage, visitor.principal,
+                                       view, resource)
+    if view.problems:
         # The page shows what is wrong; a download has nowhere to show it.
         return parts.pages.render(request, "error.html", status=400, title="Cannot export",
                                   message="This view has an error; open it to see what it is.")
+    where = scoped(visitor.principal, compiled.where)
     return export_response(parts.service, Search(where), actor(request, visitor),
                            query_text(params.multi_items(), PARAMETERS), chosen)
 
