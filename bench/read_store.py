@@ -1,6 +1,7 @@
 """The cached store the read benchmark queries: built once per backend and size, then reused.
 
-SQLite: ``bench/.data/read-sqlite-<n>.db``; PostgreSQL: database ``trailkeeper_bench_<n>``.
+SQLite: ``bench/.data/read-sqlite-<n>.db``; PostgreSQL: database
+``trailkeeper_bench_<n>_<schema hash>`` (see `_pg_name`).
 Beside each, ``bench/.data/read-<backend>-<n>.json`` describes what it holds (how often each
 action, user and repository occurs), so the benchmark can pick filter values without asking
 the store. Events are the demo generator's, ending at a fixed instant, so every build of a
@@ -9,6 +10,7 @@ size is identical.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections import Counter
@@ -136,7 +138,11 @@ def _remove_sqlite(path: Path) -> None:
 
 
 def _pg_name(count: int) -> str:
-    return f"trailkeeper_bench_{count}"
+    """``trailkeeper_bench_<n>_<schema>``: the PostgreSQL server is shared by every checkout
+    on the machine, so the name says which migrations built it; a branch with other
+    migrations builds its own database instead of replacing (or using) this one."""
+    schema = "|".join(f"{m.version}_{m.name}" for m in migrations("postgres"))
+    return f"trailkeeper_bench_{count}_{hashlib.sha256(schema.encode()).hexdigest()[:8]}"
 
 
 def _location(backend: str, count: int, pg_url: str) -> str:

@@ -23,7 +23,7 @@ BENCHMARKS = ("ingest_http", "audit_call", "read_api", "search_export", "import_
               "export_writers", "auth_overhead", "delegated_read", "policy",
               "file_sink", "retention", "sigma_match", "sigma_correlation",
               "detection_overhead", "forwarding", "integrity_ingest", "integrity_proofs",
-              "integrity_verify")
+              "integrity_verify", "web_pages")
 
 
 def commands(args: Any) -> dict[str, list[str]]:
@@ -54,6 +54,7 @@ def commands(args: Any) -> dict[str, list[str]]:
         "integrity_ingest": [*common, *served, "--events", str(args.ingest_events)],
         "integrity_proofs": [*common, *served, "--leaves", str(args.proof_leaves)],
         "integrity_verify": [*common, "--events", str(args.events)],
+        "web_pages": [*common, *served, "--events", str(args.events)],
     }
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from trailkeeper.query.ast import Compare, HasObject, In, Text, all_of
+from trailkeeper.query.ast import And, Compare, HasObject, In, Or, Text, all_of
 from trailkeeper.query.compile import POSTGRES, SQLITE, compile_where
-from trailkeeper.query.plan import Page, plan_search, tighten_to_cursor
+from trailkeeper.query.plan import Page, absorbed, plan_search, tighten_to_cursor
 
 WINDOW = [Compare("timestamp", ">=", 0), Compare("timestamp", "<=", 10_000)]
 
@@ -50,3 +50,19 @@ def test_values_never_enter_the_sql_text() -> None:
         sql, params = compile_where(where, dialect)
         assert hostile not in sql and "1'='1" not in sql
         assert hostile in params
+
+
+def test_a_scope_anded_with_one_of_its_objects_is_absorbed() -> None:
+    """A AND (A OR B) is A: the object's view of a delegated administrator reads from the
+    object's index; anything the scope could exclude stays."""
+    scope = Or((In("author.id", ("carol",)), HasObject("PROJECT", ("2", "3"))))
+    own = HasObject("PROJECT", ("2",))
+    assert absorbed(And((scope, own))) == own
+    assert absorbed(And((scope, HasObject("project", ("3",)), In("action", ("x",))))) == \
+        And((HasObject("project", ("3",)), In("action", ("x",))))
+    for kept in (And((scope, HasObject("PROJECT", ("4",)))),
+                 And((scope, HasObject("REPOSITORY", ("2",)))),
+                 And((scope, HasObject("PROJECT")))):  # any project: not implied
+        assert absorbed(kept) == kept
+    anything = Or((In("author.id", ("carol",)), HasObject("PROJECT")))
+    assert absorbed(And((anything, own))) == own

@@ -28,6 +28,7 @@ from trailkeeper.auth.tokenauth import TokenAuthenticator
 from trailkeeper.config import Settings
 from trailkeeper.ingest.service import AuditService
 from trailkeeper.metrics import Metrics
+from trailkeeper.web import build_web
 
 
 class _RequestMetrics:
@@ -80,6 +81,8 @@ def build_app(service: AuditService, settings: Settings | None = None, *,
     api.include_router(admin_users_router)  # users, groups and grants (access control)
     api.include_router(admin_tokens.router)  # API tokens
     api.include_router(alerts_router)  # alerts raised by detection rules
+    # The web UI: its own app (HTML errors, browser security headers, sessions).
+    api.mount("/audit", build_web(service, settings, api.state.authenticator))
     install_error_handlers(api)
     api.add_middleware(_RequestMetrics, metrics=service.metrics)
     if not settings.context_path:

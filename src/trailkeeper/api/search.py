@@ -32,6 +32,7 @@ from trailkeeper.auth.audit_events import (
 from trailkeeper.auth.permissions import read_scope, scoped
 from trailkeeper.errors import BadRequestError
 from trailkeeper.export.formats import EXTENSIONS, MEDIA_TYPES, ExportOptions, export
+from trailkeeper.ingest.service import AuditService
 from trailkeeper.query.classes import audit_classes, class_fields, standard_fields
 from trailkeeper.query.fields import Field
 from trailkeeper.query.plan import keyset_order
@@ -92,12 +93,23 @@ async def search_events(
             service.audit(search_performed(who, text, Results.of(page.events)))
         return Response(body, media_type="application/json", headers=_NO_SNIFF)
     total = await run_in_threadpool(storage.count, search.where) if count else None
+    return export_response(service, search, who, text, format, offset=offset, limit=limit,
+                           cursor=position, total=total, bare=bare)
+
+
+def export_response(service: AuditService, search: Search, who: Actor, query: str,
+                    format: FormatName, *, offset: int = 0, limit: int | None = None,
+                    cursor: Cursor | None = None, total: int | None = None,
+                    bare: bool = False) -> StreamingResponse:
+    """Every event ``search`` matches (or ``limit`` of them) as a streamed download in
+    ``format``, recorded as "Audit Log exported" (with ``query``, the request's own
+    parameters) when the stream ends: the native API's exports and the web UI's."""
 
     def done(results: Results) -> None:
         if covered(service.governance.config, EXPORTED):
-            service.audit(exported(who, text, format, results))
+            service.audit(exported(who, query, format, results))
 
-    rows = counted(_rows(storage, search, offset, limit, position), done)
+    rows = counted(_rows(service.storage, search, offset, limit, cursor), done)
     options = ExportOptions(fields=search.fields, bare=bare, total=total, offset=offset)
     name = f"audit-log-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.{EXTENSIONS[format]}"
     return StreamingResponse(

@@ -42,7 +42,7 @@ _KEY = "trailkeeper.audit."
 
 PASSWORD = "password"  # noqa: S105 (an authentication method's name)
 API_TOKEN = "API token"  # noqa: S105 (a method's name)
-API, CLI = "API", "CLI"  # the events' method
+API, CLI, BROWSER = "API", "CLI", "Browser"  # the events' method
 
 
 class Reason(StrEnum):
@@ -162,19 +162,21 @@ def _request(info: RequestInfo) -> AuditAttribute:
     return AuditAttribute("Request", _line(f"{info.method} {info.path}", 500))
 
 
-def authenticated(principal: Principal, info: RequestInfo) -> AuditEvent:
-    """A request authenticated by a password or an API token (SECURITY, FULL)."""
+def authenticated(principal: Principal, info: RequestInfo, *, method: str = API) -> AuditEvent:
+    """A request authenticated by a password or an API token (SECURITY, FULL); ``method``
+    is the events' method (``API``; the web UI's sign-ins say ``Browser``)."""
     attributes = [AuditAttribute("Authentication method",
                              API_TOKEN if principal.token_id else PASSWORD)]
     if principal.token_id:
         attributes.append(AuditAttribute("Token ID", principal.token_id))
     attributes.append(_request(info))
     return AuditEvent(type=AUTHENTICATED, author=principal.as_author(), source=info.client,
-                      method=API, extra_attributes=attributes)
+                      method=method, extra_attributes=attributes)
 
 
 def refused(attempt: Attempt, info: RequestInfo, *, denied: bool,
-            reason: str | None = None, required_scope: str | None = None) -> AuditEvent:
+            reason: str | None = None, required_scope: str | None = None,
+            method: str = API) -> AuditEvent:
     """A refused request (SECURITY, ADVANCED): "User login failed" when the caller could not
     be authenticated, "Access denied" (``denied``) when an authenticated caller was refused.
 
@@ -196,7 +198,7 @@ def refused(attempt: Attempt, info: RequestInfo, *, denied: bool,
         if attempt.user:
             attributes.append(AuditAttribute("User name", _line(attempt.user)))
     return AuditEvent(type=ACCESS_DENIED if denied else LOGIN_FAILED, author=author,
-                      source=info.client, method=API, extra_attributes=attributes)
+                      source=info.client, method=method, extra_attributes=attributes)
 
 
 # -- searches and exports ------------------------------------------------------------------

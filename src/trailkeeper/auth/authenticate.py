@@ -52,6 +52,12 @@ class Authenticator:
         except AuthenticationError:
             attempt.refused(Reason.MALFORMED)
             raise
+        return self.login(name, password, attempt)
+
+    def login(self, name: str, password: str, attempt: Attempt | None = None) -> Principal:
+        """The principal of a user name and password (HTTP Basic, the web sign-in form), or
+        `AuthenticationError`; ``attempt`` learns who tried and why they were refused."""
+        attempt = attempt if attempt is not None else Attempt()
         attempt.tried(PASSWORD, name)
         key = hmac.digest(self._key, name.encode() + b"\0" + password.encode(), hashlib.sha256)
         now = time.monotonic()

@@ -48,13 +48,30 @@ class RateLimiter:
                     os.pwrite(fd, _HEAD.pack(head, size), 0)
                 offset = _HEAD.size + head * _SLOT.size
                 (oldest,) = _SLOT.unpack(os.pread(fd, _SLOT.size, offset))
-                if oldest > now - window_s:
-                    return max(1, math.ceil(float(oldest) + window_s - now))
+                wait = _wait(oldest, window_s, now)
+                if wait is not None:
+                    return wait
                 os.pwrite(fd, _SLOT.pack(now), offset)
                 os.pwrite(fd, _HEAD.pack((head + 1) % size, size), 0)
                 return None
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def blocked(self, key: str, requests: int, window_s: float, now: float) -> int | None:
+        """Like `acquire` without recording anything: the seconds to wait when ``requests``
+        were recorded for ``key`` within the window, else None. With `acquire` called only
+        on failures, this limits failures (the web sign-in's N failed attempts in M min)."""
+        with self._lock:
+            fd = self._fd(key)
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            try:
+                head, size = _HEAD.unpack(os.pread(fd, _HEAD.size, 0))
+                if size != requests:
+                    return None
+                (oldest,) = _SLOT.unpack(os.pread(fd, _SLOT.size, _HEAD.size + head * _SLOT.size))
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        return _wait(oldest, window_s, now)
 
     def _fd(self, key: str) -> int:
         fd = self._fds.get(key)
@@ -78,3 +95,10 @@ class RateLimiter:
             for fd in self._fds.values():
                 os.close(fd)
             self._fds.clear()
+
+
+def _wait(oldest: float, window_s: float, now: float) -> int | None:
+    """Whole seconds until the N-th most recent entry leaves the window (None: it has)."""
+    if oldest > now - window_s:
+        return max(1, math.ceil(float(oldest) + window_s - now))
+    return None

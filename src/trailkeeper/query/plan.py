@@ -17,7 +17,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from trailkeeper.query.ast import And, Compare, HasObject, In, MatchAll, Node, Or, Text, all_of
+from trailkeeper.query.ast import (
+    And,
+    AttributeIs,
+    ChangeIs,
+    Compare,
+    HasObject,
+    In,
+    MatchAll,
+    Node,
+    Not,
+    Or,
+    Text,
+    all_of,
+)
 from trailkeeper.query.compile import COLUMNS, Dialect, compile_where
 
 # Above this many full-text matches, scanning by time and filtering beats sorting matches.
@@ -59,6 +72,42 @@ def text_terms(node: Node) -> Text | None:
     return texts[0] if len(texts) == 1 else None
 
 
+def uses_full_text(node: Node) -> bool:
+    """Whether the condition consults the full-text index anywhere (a bare word, or a
+    changed value or attribute compared to a word)."""
+    if isinstance(node, Text | ChangeIs | AttributeIs):
+        return True
+    if isinstance(node, And | Or):
+        return any(uses_full_text(item) for item in node.items)
+    if isinstance(node, Not):
+        return uses_full_text(node.item)
+    return False
+
+
+def absorbed(where: Node) -> Node:
+    """``where`` without the top-level ORs that another top-level condition implies
+    (absorption: A AND (A OR B) is A). A delegated administrator's scope ANDed with one of
+    their own objects (Bitbucket's project view, the web UI's object view) then reads as
+    that object alone, from its index, instead of testing the scope on each of its events.
+    The same rows match: nothing is dropped that could exclude one."""
+    items = top_level(where)
+    kept = [item for item in items
+            if not (isinstance(item, Or) and any(_implies(other, alternative)
+                                                 for other in items if other is not item
+                                                 for alternative in item.items))]
+    return where if len(kept) == len(items) else all_of(kept)
+
+
+def _implies(a: Node, b: Node) -> bool:
+    """Whether every event matching ``a`` matches ``b`` (known cases only)."""
+    if a == b:
+        return True
+    if isinstance(a, HasObject) and isinstance(b, HasObject) \
+            and a.type.upper() == b.type.upper():
+        return not b.ids or (bool(a.ids) and set(a.ids) <= set(b.ids))
+    return False
+
+
 def _driver(node: Node) -> HasObject | None:
     for item in top_level(node):
         if isinstance(item, HasObject) and len(item.ids) == 1 and item.ids[0]:
@@ -94,7 +143,7 @@ def tighten_to_cursor(node: Node, page: Page) -> Node:
 def plan_search(where: Node, page: Page, dialect: Dialect, *,
                 text_matches: int | None = None) -> tuple[str, list[object]]:
     """The SELECT (id, ts, doc) for one page, fetching ``limit + 1`` rows."""
-    where = tighten_to_cursor(where, page)
+    where = tighten_to_cursor(absorbed(where), page)
     order = "DESC" if page.descending else "ASC"
     p = dialect.placeholder
     driver = _driver(where)
@@ -164,6 +213,92 @@ def _union(branches: list[Node], page: Page, dialect: Dialect,
            f" CROSS JOIN events e WHERE e.id = u.id"
            f" ORDER BY u.ts {order}, u.id {order} LIMIT {p} OFFSET {p}")
     return sql, [*params, page.limit + 1, page.offset]
+
+
+def plan_histogram(where: Node, *, start_ms: int, bucket_ms: int, buckets: int,
+                   dialect: Dialect) -> tuple[str, list[object]]:
+    """The SELECT (window number, count) of the matching events in each of ``buckets``
+    windows of ``bucket_ms`` from ``start_ms``.
+
+    The events are found as `plan_search` finds a page's (from one object's index, one
+    branch per alternative of a delegated scope, or the time index). Each window is counted
+    on its own, as an index range (no sorting or hashing of every row: two to six times
+    faster than grouping a million events). Instead a condition with a full-text match
+    groups once, so that the match list is computed once, and so does a delegated scope's
+    union on SQLite, which does not push the window into a UNION (windows without events
+    then have no row)."""
+    p = dialect.placeholder
+    where = absorbed(where)
+    union = _driver(where) is None and _branches(where) is not None
+    if uses_full_text(where) or (union and dialect.name == "sqlite"):
+        bounded = all_of([where, Compare("timestamp", ">=", start_ms),
+                          Compare("timestamp", "<", start_ms + bucket_ms * buckets)])
+        matches, params = _matching(bounded, dialect)
+        return (f"SELECT (m.ts - {p}) / {p} AS bucket, count(*) FROM ({matches}) AS m"
+                " GROUP BY bucket", [start_ms, bucket_ms, *params])
+    # The view's own time bounds clamp each window, so the index range of a window is the
+    # window (left in the condition, SQLite takes them for the range instead, and every
+    # window reads the whole view).
+    rest, low, high = _time_bounds(where)
+    matches, params = _matching(rest, dialect)
+    big = f"CAST({p} AS BIGINT)"  # n * width overflows PostgreSQL's integer otherwise
+    most, least = ("max", "min") if dialect.name == "sqlite" else ("GREATEST", "LEAST")
+    count = (f"(SELECT count(*) FROM ({matches}) AS m"
+             f" WHERE m.ts >= {most}({big}, {big} + w.n * {big})"
+             f" AND m.ts < {least}({big}, {big} + (w.n + 1) * {big}))")
+    windows = [low, start_ms, bucket_ms, high, start_ms, bucket_ms]
+    if dialect.name == "sqlite":
+        return (f"WITH RECURSIVE w(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM w"
+                f" WHERE n < {p}) SELECT w.n, {count} FROM w", [buckets - 1, *params, *windows])
+    return (f"SELECT w.n, {count} FROM generate_series(0, {p}) AS w(n)",
+            [*params, *windows, buckets - 1])
+
+
+def _time_bounds(where: Node) -> tuple[Node, int, int]:
+    """``where`` without its top-level time bounds, and those bounds as [low, high)."""
+    low, high = -(2**62), 2**62
+    rest: list[Node] = []
+    for item in top_level(where):
+        if isinstance(item, Compare) and item.field == "timestamp" \
+                and item.op in (">=", ">", "<", "<=") and isinstance(item.value, int):
+            if item.op in (">=", ">"):
+                low = max(low, item.value + (item.op == ">"))
+            else:
+                high = min(high, item.value + (item.op == "<="))
+            continue
+        rest.append(item)
+    return all_of(rest), low, high
+
+
+def _matching(where: Node, dialect: Dialect) -> tuple[str, list[object]]:
+    """A SELECT (id, ts) of every matching event, by the access path a page would take
+    (full-text matches drive: counting reads every match anyway)."""
+    p = dialect.placeholder
+    driver = _driver(where)
+    if driver is not None:
+        rest = all_of(n for n in top_level(where) if n is not driver)
+        condition, params = compile_where(rest, dialect, ts_column="d.ts", id_column="d.event_id")
+        # Time and id bounds are the index's own columns: the events table is read only
+        # when another condition needs it.
+        if all(isinstance(n, Compare) and n.field in ("timestamp", "id")
+               for n in top_level(rest)):
+            tables, join = "event_objects d", ""
+        else:
+            tables, join = "event_objects d CROSS JOIN events e", " AND e.id = d.event_id"
+        return (f"SELECT d.event_id AS id, d.ts AS ts FROM {tables}"
+                f" WHERE d.type = {p} AND d.object_id = {p}{join} AND {condition}",
+                [driver.type.upper(), driver.ids[0], *params])
+    branches = _branches(where)
+    if branches is not None:
+        parts: list[str] = []
+        params = []
+        for branch in branches:
+            sql, branch_params = _matching(branch, dialect)
+            parts.append(sql)
+            params.extend(branch_params)
+        return " UNION ".join(parts), params
+    condition, params = compile_where(where, dialect)
+    return f"SELECT e.id AS id, e.ts AS ts FROM events e WHERE {condition}", params
 
 
 def _keyset(page: Page, dialect: Dialect, ts: str, ident: str, params: list[object]) -> str:

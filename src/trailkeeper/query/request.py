@@ -50,7 +50,7 @@ def build_search(
     nodes = [parse_query(q or "", now_ms=now, tz=zone_info)]
     for name, raw in (("from", since), ("to", until)):
         if raw:
-            nodes.append(_bound(name, raw, now, zone_info))
+            nodes.append(time_bound(name, raw, now_ms=now, tz=zone_info))
     if categories:
         nodes.append(In("category", tuple(dict.fromkeys(categories))))
     if authors:
@@ -59,9 +59,11 @@ def build_search(
     return Search(all_of(nodes), parse_sort(sort), parse_fields(fields))
 
 
-def _bound(name: str, raw: str, now: int, tz: tzinfo) -> Node:
+def time_bound(name: str, raw: str, *, now_ms: int, tz: tzinfo) -> Compare:
+    """The condition of a ``from`` (the start of the span ``raw`` names) or ``to`` bound
+    (the end of its span, inclusive); `BadRequestError` naming the parameter."""
     try:
-        span = parse_span(raw, now_ms=now, tz=tz)
+        span = parse_span(raw, now_ms=now_ms, tz=tz)
     except TimeValueError as exc:
         raise BadRequestError(f"Parameter '{name}': {exc}") from None
     return Compare("timestamp", ">=", span.start) if name == "from" \

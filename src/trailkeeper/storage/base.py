@@ -255,6 +255,27 @@ class JobRun:
     last_run_ms: int | None
 
 
+# -- web UI sessions (issue 8) -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """A signed-in browser: ``id`` is the SHA-256 (hex) of the cookie's secret, never the
+    secret; ``credential`` fingerprints the user's password hash at sign-in; times are epoch
+    milliseconds (``seen_ms``: the last request, written at most once a minute)."""
+
+    id: str
+    user: str
+    credential: str
+    created_ms: int
+    seen_ms: int
+    expires_ms: int
+    client: str | None = None
+
+
+SESSION_COLUMNS = "id, user_name, credential, created_ms, seen_ms, expires_ms, client"
+
+
 class Storage(Protocol):
     """A durable, append-only store of audit events.
 
@@ -293,6 +314,14 @@ class Storage(Protocol):
         ...
 
     def count(self, where: Node) -> int: ...
+
+    def histogram(self, where: Node, *, start_ms: int, bucket_ms: int, buckets: int,
+                  timeout_ms: int | None = None) -> list[int] | None:
+        """How many matching events fall in each of ``buckets`` consecutive windows of
+        ``bucket_ms`` from ``start_ms`` (the web UI's chart), counted in SQL with the
+        search's own compiled condition and access path, so a scope or filter means the
+        same as in `search`. None when counting took longer than ``timeout_ms``."""
+        ...
 
     def stream(self, where: Node, *, descending: bool = True, order: Order | None = None,
                offset: int = 0, batch_size: int = 1000) -> Iterator[StoredEvent]:
@@ -517,6 +546,22 @@ class Storage(Protocol):
 
     def signing_keys(self) -> list[str]:
         """The verifier keys that signed checkpoints here, oldest first."""
+        ...
+
+    # -- web UI sessions (issue 8) ---------------------------------------------------------
+
+    def put_session(self, session: SessionRecord) -> None: ...
+
+    def get_session(self, session_id: str) -> SessionRecord | None: ...
+
+    def touch_session(self, session_id: str, seen_ms: int) -> None: ...
+
+    def delete_session(self, session_id: str) -> bool:
+        """End a session (sign-out); False when there was none."""
+        ...
+
+    def delete_stale_sessions(self, now_ms: int, idle_ms: int) -> int:
+        """Delete sessions past their end or idle for more than ``idle_ms``; how many."""
         ...
 
     def integrity_check(self) -> list[str]:

@@ -33,11 +33,19 @@ from trailkeeper.errors import ConflictError, StorageError
 from trailkeeper.integrity.tree import Tile
 from trailkeeper.query.ast import MatchAll, Node
 from trailkeeper.query.compile import POSTGRES, compile_where, contains_pattern
-from trailkeeper.query.plan import Order, Page, keyset_order, plan_search, plan_sorted
+from trailkeeper.query.plan import (
+    Order,
+    Page,
+    keyset_order,
+    plan_histogram,
+    plan_search,
+    plan_sorted,
+)
 from trailkeeper.storage import alerts as alert_rows
 from trailkeeper.storage import dialect
 from trailkeeper.storage import merkle as merkle_rows
 from trailkeeper.storage.base import (
+    SESSION_COLUMNS,
     TOKEN_AND_OWNER,
     TOKEN_COLUMNS,
     AppendResult,
@@ -50,6 +58,7 @@ from trailkeeper.storage.base import (
     JobRun,
     NewEvent,
     RowPage,
+    SessionRecord,
     StoredEvent,
     TokenRecord,
     UserRecord,
@@ -368,6 +377,25 @@ class PostgresStorage:
     def count(self, where: Node) -> int:
         sql, params = compile_where(where, POSTGRES)
         return int(self._one(f"SELECT count(*) FROM events e WHERE {sql}", params) or 0)
+
+    def histogram(self, where: Node, *, start_ms: int, bucket_ms: int, buckets: int,
+                  timeout_ms: int | None = None) -> list[int] | None:
+        statement, params = plan_histogram(where, start_ms=start_ms, bucket_ms=bucket_ms,
+                                           buckets=buckets, dialect=POSTGRES)
+        counts = [0] * buckets
+        try:
+            with self._reader() as con, con.transaction():
+                if timeout_ms is not None:
+                    con.execute(f"SET LOCAL statement_timeout = {max(1, int(timeout_ms))}")
+                rows = con.execute(statement, params).fetchall()
+        except psycopg.errors.QueryCanceled:
+            if timeout_ms is None:
+                raise
+            return None  # the server cancelled it: took longer than timeout_ms
+        for bucket, count in rows:
+            if 0 <= bucket < buckets:
+                counts[int(bucket)] = int(count)
+        return counts
 
     def stream(self, where: Node, *, descending: bool = True, order: Order | None = None,
                offset: int = 0, batch_size: int = 1000) -> Iterator[StoredEvent]:
@@ -809,6 +837,35 @@ class PostgresStorage:
     def signing_keys(self) -> list[str]:
         with self._reader() as con:
             return merkle_rows.signing_keys(_run(con), dialect.POSTGRES)
+
+    # -- web UI sessions (issue 8) ---------------------------------------------------------
+
+    def put_session(self, session: SessionRecord) -> None:
+        with self._write_lock:
+            self._writing().execute(f"INSERT INTO web_sessions ({SESSION_COLUMNS}) VALUES"
+                                    " (%s, %s, %s, %s, %s, %s, %s)", astuple(session))
+
+    def get_session(self, session_id: str) -> SessionRecord | None:
+        rows = self._all(f"SELECT {SESSION_COLUMNS} FROM web_sessions WHERE id = %s",
+                         [session_id])
+        return SessionRecord(*rows[0]) if rows else None
+
+    def touch_session(self, session_id: str, seen_ms: int) -> None:
+        with self._write_lock:
+            self._writing().execute("UPDATE web_sessions SET seen_ms = %s WHERE id = %s",
+                                    (seen_ms, session_id))
+
+    def delete_session(self, session_id: str) -> bool:
+        with self._write_lock:
+            cur = self._writing().execute("DELETE FROM web_sessions WHERE id = %s",
+                                          (session_id,))
+        return cur.rowcount > 0
+
+    def delete_stale_sessions(self, now_ms: int, idle_ms: int) -> int:
+        with self._write_lock:
+            cur = self._writing().execute("DELETE FROM web_sessions WHERE expires_ms <= %s"
+                                          " OR seen_ms <= %s", (now_ms, now_ms - idle_ms))
+        return cur.rowcount
 
     # -- upkeep ----------------------------------------------------------------------------
 

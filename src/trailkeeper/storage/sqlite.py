@@ -26,11 +26,20 @@ from trailkeeper.errors import ConfigurationError, ConflictError, StorageError
 from trailkeeper.integrity.tree import Tile
 from trailkeeper.query.ast import MatchAll, Node
 from trailkeeper.query.compile import SQLITE, compile_where, contains_pattern
-from trailkeeper.query.plan import Order, Page, keyset_order, plan_search, plan_sorted, text_terms
+from trailkeeper.query.plan import (
+    Order,
+    Page,
+    keyset_order,
+    plan_histogram,
+    plan_search,
+    plan_sorted,
+    text_terms,
+)
 from trailkeeper.storage import alerts as alert_rows
 from trailkeeper.storage import dialect
 from trailkeeper.storage import merkle as merkle_rows
 from trailkeeper.storage.base import (
+    SESSION_COLUMNS,
     TOKEN_AND_OWNER,
     TOKEN_COLUMNS,
     AppendResult,
@@ -43,6 +52,7 @@ from trailkeeper.storage.base import (
     JobRun,
     NewEvent,
     RowPage,
+    SessionRecord,
     StoredEvent,
     TokenRecord,
     UserRecord,
@@ -339,6 +349,28 @@ class SqliteStorage:
         with self._reader() as con:
             return int(con.execute(f"SELECT count(*) FROM events e WHERE {sql}",
                                    params).fetchone()[0])
+
+    def histogram(self, where: Node, *, start_ms: int, bucket_ms: int, buckets: int,
+                  timeout_ms: int | None = None) -> list[int] | None:
+        statement, params = plan_histogram(where, start_ms=start_ms, bucket_ms=bucket_ms,
+                                           buckets=buckets, dialect=SQLITE)
+        counts = [0] * buckets
+        with self._reader() as con:
+            if timeout_ms is not None:
+                deadline = time.monotonic() + timeout_ms / 1000
+                con.set_progress_handler(lambda: time.monotonic() > deadline, 10_000)
+            try:
+                rows = con.execute(statement, params).fetchall()
+            except sqlite3.OperationalError as exc:
+                if timeout_ms is not None and "interrupted" in str(exc):
+                    return None  # the handler stopped it: took longer than timeout_ms
+                raise
+            finally:
+                con.set_progress_handler(None, 0)
+        for bucket, count in rows:
+            if 0 <= bucket < buckets:
+                counts[bucket] = count
+        return counts
 
     def stream(self, where: Node, *, descending: bool = True, order: Order | None = None,
                offset: int = 0, batch_size: int = 1000) -> Iterator[StoredEvent]:
@@ -767,6 +799,35 @@ class SqliteStorage:
     def signing_keys(self) -> list[str]:
         with self._reader() as con:
             return merkle_rows.signing_keys(_run(con), dialect.SQLITE)
+
+    # -- web UI sessions (issue 8) ---------------------------------------------------------
+
+    def put_session(self, session: SessionRecord) -> None:
+        with self._write_lock, self._other_processes():
+            self._writer.execute(f"INSERT INTO web_sessions ({SESSION_COLUMNS}) VALUES"
+                                 " (?, ?, ?, ?, ?, ?, ?)", astuple(session))
+
+    def get_session(self, session_id: str) -> SessionRecord | None:
+        with self._reader() as con:
+            row = con.execute(f"SELECT {SESSION_COLUMNS} FROM web_sessions WHERE id = ?",
+                              (session_id,)).fetchone()
+        return SessionRecord(*row) if row else None
+
+    def touch_session(self, session_id: str, seen_ms: int) -> None:
+        with self._write_lock, self._other_processes():
+            self._writer.execute("UPDATE web_sessions SET seen_ms = ? WHERE id = ?",
+                                 (seen_ms, session_id))
+
+    def delete_session(self, session_id: str) -> bool:
+        with self._write_lock, self._other_processes():
+            cur = self._writer.execute("DELETE FROM web_sessions WHERE id = ?", (session_id,))
+        return cur.rowcount > 0
+
+    def delete_stale_sessions(self, now_ms: int, idle_ms: int) -> int:
+        with self._write_lock, self._other_processes():
+            cur = self._writer.execute("DELETE FROM web_sessions WHERE expires_ms <= ?"
+                                       " OR seen_ms <= ?", (now_ms, now_ms - idle_ms))
+        return cur.rowcount
 
     # -- upkeep ----------------------------------------------------------------------------
 
