@@ -160,16 +160,16 @@ class NodeJobs:
         events; detection stops before the actions, so its last alerts are sent."""
         if self.retention is not None:
             self.retention.stop()
+        # The last checkpoint's record is an event: the consumers stop after it, so that the
+        # audit log files and the SIEMs get it too.
+        if self.integrity is not None:
+            self.integrity.stop()
         for forwarder in self.forwarders:
             forwarder.stop()
         if self.detection is not None:
             self.detection.stop()
         if self.dispatcher is not None:
             self.dispatcher.stop()
-        # The last checkpoint's record is an event: the file sink stops after it, so that it
-        # writes that record too.
-        if self.integrity is not None:
-            self.integrity.stop()
         if self.file_sink is not None:
             self.file_sink.stop()
 

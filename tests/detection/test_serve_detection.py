@@ -12,6 +12,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -95,9 +96,16 @@ class Served:
         return err.decode()
 
 
+# Event times a few minutes old, as live traffic has: the server also records events of its
+# own stamped now (checkpoints), and detection replays the correlation windows back from the
+# newest event time it saw.
+BASE = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=12)
+
+
 def event(action: str, category: str, author: str, minute: int, n: int,
           **extra: Any) -> dict[str, Any]:
-    return {"timestamp": f"2026-11-20T10:{minute:02d}:{n % 60:02d}Z",
+    at = BASE + timedelta(minutes=minute, seconds=n % 60)
+    return {"timestamp": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "type": {"category": category, "action": action, "area": "SECURITY",
                      "level": "BASE"},
             "author": {"id": author, "name": author, "type": "user"},
