@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from trailkeeper.model.timestamps import (
     MAX_MS,
+    MIN_MS,
     datetime_to_ms,
     format_instant,
     format_iso,
@@ -31,3 +32,15 @@ def test_format_instant_matches_format_iso_in_any_zone(ms: int, offset_minutes: 
 def test_whole_seconds_drop_the_fraction() -> None:
     assert format_instant(ms_to_datetime(1_700_000_000_000)) == "2023-11-14T22:13:20Z"
     assert format_instant(ms_to_datetime(1_700_000_000_007)) == "2023-11-14T22:13:20.007Z"
+
+
+@given(st.integers(min_value=MIN_MS, max_value=MAX_MS))
+def test_format_iso_prints_what_strftime_prints(ms: int) -> None:
+    text = ms_to_datetime(ms).strftime("%Y-%m-%dT%H:%M:%S")
+    assert format_iso(ms) == (f"{text}.{ms % 1000:03d}Z" if ms % 1000 else f"{text}Z")
+
+
+def test_the_first_and_last_instants() -> None:
+    assert format_iso(MIN_MS) == "1970-01-01T00:00:00Z"
+    assert format_iso(MAX_MS) == "9999-12-31T23:59:59.999Z"
+    assert format_instant(ms_to_datetime(MAX_MS)) == "9999-12-31T23:59:59.999Z"
