@@ -7,19 +7,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import orjson
-
 from trailkeeper.errors import ConflictError
-from trailkeeper.model.event import AuditAuthor, AuditEvent, author_rest
-from trailkeeper.model.timestamps import format_iso
+from trailkeeper.model.document import rest_document
+from trailkeeper.model.event import AuditAuthor, AuditEvent
 from trailkeeper.storage.base import AppendResult, NewEvent
 
 T = TypeVar("T")
-
-
-# Key order of the REST shape (Atlassian's, after our id and uid).
-REST_ORDER = ("id", "uid", "timestamp", "author", "type", "affectedObjects", "changedValues",
-              "source", "system", "node", "method", "extraAttributes")
 
 
 def encode(event: AuditEvent, received_ms: int, default_author: AuditAuthor) -> NewEvent:
@@ -28,21 +21,19 @@ def encode(event: AuditEvent, received_ms: int, default_author: AuditAuthor) -> 
     The fingerprint covers what the producer sent (before defaults), so a retry of an event
     without a timestamp still matches the stored one.
     """
-    rest = event.to_rest()
-    rest.pop("id", None)
-    doc = orjson.dumps(rest)
-    # to_rest() orders keys and items deterministically, so equal events give equal bytes.
-    fingerprint = hashlib.sha256(doc).digest() if event.uid is not None else None
     timestamp_ms = event.timestamp_ms
     author = event.author
-    if timestamp_ms is None or author is None:
-        if timestamp_ms is None:
-            timestamp_ms = received_ms
-            rest["timestamp"] = format_iso(received_ms)
-        if author is None:
-            author = default_author
-            rest["author"] = author_rest(author)
-        doc = orjson.dumps({key: rest[key] for key in REST_ORDER if key in rest})
+    as_sent = timestamp_ms is not None and author is not None
+    if timestamp_ms is None:
+        timestamp_ms = received_ms
+    if author is None:
+        author = default_author
+    doc = rest_document(event, timestamp_ms, author)
+    fingerprint = None
+    if event.uid is not None:
+        # The document orders keys and items deterministically: equal events, equal bytes.
+        sent = doc if as_sent else rest_document(event, event.timestamp_ms, event.author)
+        fingerprint = hashlib.sha256(sent).digest()
     return NewEvent(event, timestamp_ms, author, fingerprint, doc, search_text(event, author))
 
 
