@@ -65,6 +65,11 @@ _EVENT_COLUMNS = (
     "events (id, ts, area, level, category, action, author_id, author_name, source, method,"
     " node, system, uid, doc)"
 )
+# sqlite3 binds only exact ints, floats, strs and bytearrays directly; anything else (None,
+# bytes, the enums' str subclasses) goes through its adapter lookup, which costs five times
+# as much and holds the GIL. So a row's optional values travel as 0 for NULL (they are
+# strings otherwise) and the document as a bytearray; `_Rows.of` prepares them.
+_EVENT_ROW = "(?,?,?,?,?,?,?,?,nullif(?,0),nullif(?,0),nullif(?,0),nullif(?,0),nullif(?,0),?)"
 # Parameters per multi-row INSERT. executemany() would release and re-take the GIL once per
 # row; with other threads busy in Python each re-take waits up to the 5 ms switch interval,
 # so one statement carries many rows and the whole step runs without the GIL.
@@ -215,7 +220,7 @@ class SqliteStorage:
                 else _Rows.of(item.fresh())
             group.extend(rows, item.first_id)
             catalogue.merge(item.batch.catalogue)
-        _insert_many(con, _EVENT_COLUMNS, 14, group.events)
+        _insert_many(con, _EVENT_COLUMNS, 14, group.events, row=_EVENT_ROW)
         _insert_many(con, "event_objects", 6, group.objects)
         _insert_many(con, "event_uids", 3, group.uids)
         _insert_many(con, "events_fts (rowid, body)", 2, group.texts)
@@ -774,13 +779,17 @@ class _Rows:
         for index, new in enumerate(fresh):
             e, ts, author = new.event, new.timestamp_ms, new.author
             t = e.type
-            events.extend((None, ts, t.area, t.level, t.category, t.action, author.id,
-                           author.name, e.source, e.method, e.node, e.system, e.uid, new.doc))
+            events.extend((
+                None, ts, str(t.area), str(t.level), t.category, t.action, author.id,
+                author.name, 0 if e.source is None else e.source,
+                0 if e.method is None else e.method, 0 if e.node is None else e.node,
+                0 if e.system is None else e.system, 0 if e.uid is None else e.uid,
+                bytearray(new.doc)))
             for pos, (kind, oid, name) in object_keys(e):
                 objects.extend((kind, oid, ts, None, pos, name))
                 rows.object_owner.append(index)
             if e.uid is not None and new.fingerprint is not None:
-                rows.uids.extend((e.uid, None, new.fingerprint))
+                rows.uids.extend((e.uid, None, bytearray(new.fingerprint)))
                 rows.uid_owner.append(index)
             texts.extend((None, new.text))
         return rows
@@ -800,9 +809,10 @@ class _Rows:
 
 
 def _insert_many(con: sqlite3.Connection, target: str, width: int, flat: Sequence[object],
-                 suffix: str = "") -> None:
-    """INSERT rows given as one flat parameter list, with few statements."""
-    row_marks = "(" + ",".join("?" * width) + ")"
+                 suffix: str = "", row: str | None = None) -> None:
+    """INSERT rows given as one flat parameter list, with few statements; ``row`` is the
+    VALUES row (``width`` plain ``?`` by default)."""
+    row_marks = row or "(" + ",".join("?" * width) + ")"
     most = 1 << ((_PARAMS_PER_INSERT // width).bit_length() - 1)
     rows, start = len(flat) // width, 0
     while start < rows:
