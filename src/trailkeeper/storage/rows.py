@@ -136,6 +136,8 @@ class BatchPlan:
     def ids(self, first_id: int, size: int) -> list[int]:
         """Ids of the whole batch in input order when the fresh events get first_id, +1, ...
         (0 for a rejected event)."""
+        if len(self.fresh) == size:  # every event is new
+            return list(range(first_id, first_id + size))
         assigned = {pos: first_id + n for n, pos in enumerate(self.fresh)}
         assigned.update(self.known)
         return [assigned.get(self.same_as.get(pos, pos), 0) for pos in range(size)]
@@ -149,6 +151,9 @@ def plan_batch(batch: Sequence[NewEvent], stored: Mapping[str, tuple[int, bytes]
     ``lenient`` only for that event, which is left out and listed in ``rejected``.
     """
     plan = BatchPlan()
+    if all(new.event.uid is None for new in batch):  # as in-process events mostly are
+        plan.fresh = list(range(len(batch)))
+        return plan
     first_seen: dict[str, int] = {}
     for pos, new in enumerate(batch):
         uid = new.event.uid
