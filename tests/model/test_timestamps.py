@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -13,6 +14,7 @@ from trailkeeper.model.timestamps import (
     datetime_to_ms,
     format_instant,
     format_iso,
+    ms_and_iso,
     ms_to_datetime,
 )
 
@@ -44,3 +46,19 @@ def test_the_first_and_last_instants() -> None:
     assert format_iso(MIN_MS) == "1970-01-01T00:00:00Z"
     assert format_iso(MAX_MS) == "9999-12-31T23:59:59.999Z"
     assert format_instant(ms_to_datetime(MAX_MS)) == "9999-12-31T23:59:59.999Z"
+
+
+@given(st.integers(min_value=DAY_MS, max_value=MAX_MS - DAY_MS),
+       st.integers(min_value=-12 * 60, max_value=14 * 60))
+def test_ms_and_iso_is_datetime_to_ms_and_format_instant(ms: int, offset_minutes: int) -> None:
+    local = ms_to_datetime(ms).astimezone(timezone(timedelta(minutes=offset_minutes)))
+    assert ms_and_iso(local) == (datetime_to_ms(local), format_instant(local)) \
+        == (ms, format_iso(ms))
+
+
+def test_ms_and_iso_refuses_what_datetime_to_ms_refuses() -> None:
+    for moment in (datetime(1969, 12, 31, 23, 59, tzinfo=UTC), datetime(2024, 1, 1)):
+        with pytest.raises(ValueError):
+            datetime_to_ms(moment)
+        with pytest.raises(ValueError):
+            ms_and_iso(moment)

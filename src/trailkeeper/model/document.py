@@ -24,7 +24,6 @@ from trailkeeper.model.event import (
     resource_rest,
     type_rest,
 )
-from trailkeeper.model.timestamps import format_iso
 
 P = TypeVar("P", bound=Hashable)
 
@@ -36,31 +35,36 @@ _authors: dict[AuditAuthor, orjson.Fragment] = {}
 _objects: dict[AuditResource, orjson.Fragment] = {}
 
 
-def _rendered(cache: dict[P, orjson.Fragment], part: P,
-              render: Callable[[P], dict[str, Any]]) -> orjson.Fragment:
-    found = cache.get(part)
-    if found is None:
-        if len(cache) >= _CACHE_LIMIT:
-            cache.clear()
-        found = cache[part] = orjson.Fragment(orjson.dumps(render(part)))
+def _render(cache: dict[P, orjson.Fragment], part: P,
+            render: Callable[[P], dict[str, Any]]) -> orjson.Fragment:
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()
+    found = cache[part] = orjson.Fragment(orjson.dumps(render(part)))
     return found
 
 
-def rest_document(event: AuditEvent, timestamp_ms: int | None,
+def rest_document(event: AuditEvent, timestamp: str | None,
                   author: AuditAuthor | None) -> bytes:
-    """The event's REST document (without ``id``) with this timestamp and author: its own,
-    or the defaults the store fills in, or None to leave them out."""
+    """The event's REST document (without ``id``) with this timestamp (`format_iso`'s
+    text) and author: its own, or the defaults the store fills in, or None to leave them
+    out."""
+    # Written out rather than in helpers and comprehensions: every call costs here.
     doc: dict[str, Any] = {}
     if event.uid is not None:
         doc["uid"] = event.uid
-    if timestamp_ms is not None:
-        doc["timestamp"] = format_iso(timestamp_ms)
+    if timestamp is not None:
+        doc["timestamp"] = timestamp
     if author is not None:
-        doc["author"] = _rendered(_authors, author, author_rest)
-    doc["type"] = _rendered(_types, event.type, type_rest)
-    doc["affectedObjects"] = [_rendered(_objects, r, resource_rest)
-                              for r in event.affected_objects]
-    doc["changedValues"] = changes_rest(event.changed_values)
+        found = _authors.get(author)
+        doc["author"] = _render(_authors, author, author_rest) if found is None else found
+    kind = _types.get(event.type)
+    doc["type"] = _render(_types, event.type, type_rest) if kind is None else kind
+    objects = []
+    for r in event.affected_objects:
+        found = _objects.get(r)
+        objects.append(_render(_objects, r, resource_rest) if found is None else found)
+    doc["affectedObjects"] = objects
+    doc["changedValues"] = changes_rest(event.changed_values) if event.changed_values else []
     if event.source is not None:
         doc["source"] = event.source
     if event.system is not None:
@@ -69,5 +73,6 @@ def rest_document(event: AuditEvent, timestamp_ms: int | None,
         doc["node"] = event.node
     if event.method is not None:
         doc["method"] = event.method
-    doc["extraAttributes"] = attributes_rest(event.extra_attributes)
+    doc["extraAttributes"] = (attributes_rest(event.extra_attributes)
+                              if event.extra_attributes else [])
     return orjson.dumps(doc)

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from trailkeeper.errors import ConflictError
 from trailkeeper.model.document import rest_document
 from trailkeeper.model.event import AuditAuthor, AuditEvent
+from trailkeeper.model.timestamps import format_iso, ms_and_iso
 from trailkeeper.storage.base import AppendResult, NewEvent
 
 T = TypeVar("T")
@@ -21,19 +22,19 @@ def encode(event: AuditEvent, received_ms: int, default_author: AuditAuthor) -> 
     The fingerprint covers what the producer sent (before defaults), so a retry of an event
     without a timestamp still matches the stored one.
     """
-    timestamp_ms = event.timestamp_ms
-    author = event.author
-    as_sent = timestamp_ms is not None and author is not None
-    if timestamp_ms is None:
-        timestamp_ms = received_ms
-    if author is None:
-        author = default_author
-    doc = rest_document(event, timestamp_ms, author)
+    author = default_author if event.author is None else event.author
+    if event.timestamp is None:
+        timestamp_ms, timestamp = received_ms, format_iso(received_ms)
+    else:
+        timestamp_ms, timestamp = ms_and_iso(event.timestamp)
+    doc = rest_document(event, timestamp, author)
     fingerprint = None
     if event.uid is not None:
-        # The document orders keys and items deterministically: equal events, equal bytes.
-        sent = doc if as_sent else rest_document(event, event.timestamp_ms, event.author)
-        fingerprint = hashlib.sha256(sent).digest()
+        # What the producer sent, without defaults. Documents order keys and items
+        # deterministically: equal events, equal bytes.
+        as_sent = doc if event.timestamp is not None and event.author is not None else \
+            rest_document(event, None if event.timestamp is None else timestamp, event.author)
+        fingerprint = hashlib.sha256(as_sent).digest()
     return NewEvent(event, timestamp_ms, author, fingerprint, doc, search_text(event, author))
 
 
