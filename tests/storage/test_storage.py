@@ -135,6 +135,20 @@ def test_every_affected_object_is_indexed_not_only_five(storage: Storage) -> Non
     assert storage.count(HasObject("USER", ("11",))) == 1
 
 
+def test_a_group_larger_than_one_statement_stores_each_event_and_object_once(
+        storage: Storage) -> None:
+    """Thousands of events with uids and objects in one commit (several statements per
+    table, the last one padded) are each stored once, with all their objects."""
+    count = 2100 * 3 + 5
+    result = append_one(storage, *[event(minutes=i % 50, uid=f"u-{i}") for i in range(count)])
+    assert result.ids == list(range(result.ids[0], result.ids[0] + count))
+    assert storage.count(MatchAll()) == count
+    assert storage.count(HasObject("REPOSITORY", ("7",))) == count
+    assert storage.count(HasObject("PROJECT", ("1",))) == count
+    again = append_one(storage, event(minutes=2049 % 50, uid="u-2049"))
+    assert again.ids == [result.ids[2049]] and again.created == 0
+
+
 def test_full_text_matches_names_values_and_attributes(storage: Storage) -> None:
     append_one(
         storage,

@@ -224,9 +224,9 @@ class SqliteStorage:
                 else _Rows.of(item.fresh())
             group.extend(rows, item.first_id)
             catalogue.merge(item.batch.catalogue)
-        _insert_many(con, _EVENT_COLUMNS, 14, group.events, select=_EVENT_VALUES)
-        _insert_many(con, "event_objects", 6, group.objects)
-        _insert_many(con, "event_uids", 3, group.uids)
+        _insert_padded(con, _EVENT_COLUMNS, 14, group.events, _EVENT_VALUES, "column1 > 0")
+        _insert_padded(con, "event_objects", 6, group.objects, "*", "column4 > 0")
+        _insert_padded(con, "event_uids", 3, group.uids, "*", "column2 > 0")
         if group.texts:
             # One statement, texts in one JSON array: FTS5 flushes its pending terms into a
             # new segment at every statement of the transaction, which made a fifth of
@@ -819,20 +819,38 @@ class _Rows:
 
 
 def _insert_many(con: sqlite3.Connection, target: str, width: int, flat: Sequence[object],
-                 suffix: str = "", select: str | None = None) -> None:
-    """INSERT rows given as one flat parameter list, with few statements; ``select`` turns
-    the VALUES' ``column1``... into the inserted values."""
+                 suffix: str = "") -> None:
+    """INSERT rows given as one flat parameter list, with few statements."""
     row_marks = "(" + ",".join("?" * width) + ")"
     most = 1 << ((_PARAMS_PER_INSERT // width).bit_length() - 1)
     rows, start = len(flat) // width, 0
     while start < rows:
         # Powers of two only: a handful of distinct statements for the statement cache.
         size = most if rows - start >= most else 1 << ((rows - start).bit_length() - 1)
-        values = "VALUES " + ",".join([row_marks] * size)
-        if select is not None:
-            values = f"SELECT {select} FROM ({values})"
-        sql = f"INSERT INTO {target} {values}{suffix}"
+        sql = f"INSERT INTO {target} VALUES " + ",".join([row_marks] * size) + suffix
         con.execute(sql, flat[start * width:(start + size) * width])
+        start += size
+
+
+def _insert_padded(con: sqlite3.Connection, target: str, width: int, flat: list[object],
+                   select: str, keep: str) -> None:
+    """INSERT rows given as one flat parameter list, as ``SELECT {select} FROM (VALUES ...)
+    WHERE {keep}`` in statements of the most rows, the last one padded with rows of zeros
+    (which ``keep`` leaves out) to a power of two rows.
+
+    Padding costs a few cheap zeros; a statement costs the committer a wait of up to the
+    switch interval for the GIL when SQLite returns, and taking the remainder in
+    decreasing powers of two took up to eleven statements per table.
+    """
+    row_marks = "(" + ",".join("?" * width) + ")"
+    most = 1 << ((_PARAMS_PER_INSERT // width).bit_length() - 1)
+    rows, start = len(flat) // width, 0
+    while start < rows:
+        size = most if rows - start >= most else 1 << (rows - start - 1).bit_length()
+        params = flat[start * width:(start + size) * width]
+        params += [0] * (size * width - len(params))
+        con.execute(f"INSERT INTO {target} SELECT {select} FROM (VALUES "
+                    + ",".join([row_marks] * size) + f") WHERE {keep}", params)
         start += size
 
 
