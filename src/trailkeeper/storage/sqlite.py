@@ -842,16 +842,23 @@ def _insert_padded(con: sqlite3.Connection, target: str, width: int, flat: list[
     switch interval for the GIL when SQLite returns, and taking the remainder in
     decreasing powers of two took up to eleven statements per table.
     """
-    row_marks = "(" + ",".join("?" * width) + ")"
     most = 1 << ((_PARAMS_PER_INSERT // width).bit_length() - 1)
     rows, start = len(flat) // width, 0
     while start < rows:
         size = most if rows - start >= most else 1 << (rows - start - 1).bit_length()
         params = flat[start * width:(start + size) * width]
         params += [0] * (size * width - len(params))
-        con.execute(f"INSERT INTO {target} SELECT {select} FROM (VALUES "
-                    + ",".join([row_marks] * size) + f") WHERE {keep}", params)
+        con.execute(_padded_sql(target, width, size, select, keep), params)
         start += size
+
+
+@functools.lru_cache(maxsize=64)
+def _padded_sql(target: str, width: int, size: int, select: str, keep: str) -> str:
+    # The same str object each time: the statement cache finds it without hashing and
+    # comparing 100 KB of SQL.
+    row_marks = "(" + ",".join("?" * width) + ")"
+    return (f"INSERT INTO {target} SELECT {select} FROM (VALUES "
+            + ",".join([row_marks] * size) + f") WHERE {keep}")
 
 
 def in_network(value: str | None, network: str) -> bool:
