@@ -17,10 +17,11 @@ from tests.factories import (
     rich_event,
 )
 from trailkeeper.errors import ConflictError
-from trailkeeper.model.event import AuditAuthor, AuditResource
+from trailkeeper.model.event import AuditAuthor, AuditEvent, AuditResource
 from trailkeeper.query.ast import AuditQuery, Compare, HasObject, In, MatchAll, Not, Text
 from trailkeeper.storage import open_storage
 from trailkeeper.storage.base import AppendResult, Cursor, Storage
+from trailkeeper.storage.rows import Batch
 
 
 def append_one(storage: Storage, *events):  # type: ignore[no-untyped-def]
@@ -134,6 +135,20 @@ def test_every_affected_object_is_indexed_not_only_five(storage: Storage) -> Non
     assert storage.count(HasObject("USER", ("11",))) == 1
 
 
+def test_a_group_larger_than_one_statement_stores_each_event_and_object_once(
+        storage: Storage) -> None:
+    """Thousands of events with uids and objects in one commit (several statements per
+    table, the last one padded) are each stored once, with all their objects."""
+    count = 2100 * 3 + 5
+    result = append_one(storage, *[event(minutes=i % 50, uid=f"u-{i}") for i in range(count)])
+    assert result.ids == list(range(result.ids[0], result.ids[0] + count))
+    assert storage.count(MatchAll()) == count
+    assert storage.count(HasObject("REPOSITORY", ("7",))) == count
+    assert storage.count(HasObject("PROJECT", ("1",))) == count
+    again = append_one(storage, event(minutes=2049 % 50, uid="u-2049"))
+    assert again.ids == [result.ids[2049]] and again.created == 0
+
+
 def test_full_text_matches_names_values_and_attributes(storage: Storage) -> None:
     append_one(
         storage,
@@ -192,6 +207,31 @@ def test_group_commit_keeps_good_batches_when_one_conflicts(storage: Storage) ->
     assert isinstance(results[1], ConflictError)
     assert isinstance(results[2], AppendResult)
     assert storage.count(MatchAll()) == 3
+
+
+def test_full_text_finds_each_event_of_a_group_commit_under_its_own_id(
+        storage: Storage) -> None:
+    """Batches committed together, around a refused batch and a lenient batch that leaves
+    a conflicting event out, index every stored event's words under that event's id."""
+    append_one(storage, event(uid="taken"))
+    words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"]
+
+    def named(word: str, uid: str | None = None) -> AuditEvent:
+        return event(minutes=1, objects=(AuditResource("REPOSITORY", word, word),), uid=uid)
+
+    lenient = batch(storage, named("charlie"), named("nope", uid="taken"), named("delta"))
+    results = storage.append([
+        batch(storage, named("alpha"), named("bravo")),
+        batch(storage, named("refused", uid="taken")),
+        Batch(lenient.events, lenient.catalogue, lenient.rows, lenient=True),
+        batch(storage, named("echo"), named("foxtrot")),
+    ])
+    ids = [i for r in results if isinstance(r, AppendResult) for i in r.ids if i]
+    assert len(ids) == len(words)
+    for word, event_id in zip(words, ids, strict=True):
+        page = storage.search(Text((word,)), limit=10)
+        assert [row.id for row in page.events] == [event_id]
+    assert storage.count(Text(("refused", "nope"))) == 0
 
 
 def test_catalogues_know_authors_and_objects(storage: Storage) -> None:

@@ -80,12 +80,17 @@ class Redactor:
 
         ``keep_changes`` overrides the policy's choice to keep changed values or not.
         """
-        if self.keep_changes if keep_changes is None else keep_changes:
-            changes = self._changes(event.changed_values)
-        else:  # the BASIC policy: who did what to which object, not what changed
-            changes = () if event.changed_values else None
-        attributes = self._attributes(event.extra_attributes)
-        objects = self._objects(event.affected_objects)
+        # Most events have no changes or attributes: skip the loops' set-up for them.
+        changes = attributes = objects = None
+        if event.changed_values:
+            if self.keep_changes if keep_changes is None else keep_changes:
+                changes = self._changes(event.changed_values)
+            else:  # the BASIC policy: who did what to which object, not what changed
+                changes = ()
+        if event.extra_attributes:
+            attributes = self._attributes(event.extra_attributes)
+        if event.affected_objects:
+            objects = self._objects(event.affected_objects)
         if changes is None and attributes is None and objects is None:
             return event
         return replace(

@@ -144,7 +144,10 @@ class Writer:
                     self._dropped.add(queue.popleft()[1])
                     self._commit_wake.set()
             queue.append((event, received_ms))
-        self._queue_wake.set()
+        # The encoder clears the flag before it empties the queue, so a flag still set
+        # means our event will be seen; setting it again would cost more than the append.
+        if not self._queue_wake.is_set():
+            self._queue_wake.set()
 
     def submit(self, batch: Batch) -> Future[AppendResult]:
         """Queue a batch for the next group commit; the future resolves after it is durable."""

@@ -377,22 +377,9 @@ class AuditEvent:
             out["timestamp"] = format_instant(self.timestamp)
         if self.author is not None:
             out["author"] = author_rest(self.author)
-        t = self.type
-        kind: dict[str, Any] = {}
-        if t.category_i18n_key is not None:
-            kind["categoryI18nKey"] = t.category_i18n_key
-        kind["category"] = t.category
-        if t.action_i18n_key is not None:
-            kind["actionI18nKey"] = t.action_i18n_key
-        kind["action"] = t.action
-        kind["area"] = t.area
-        kind["level"] = t.level
-        out["type"] = kind
-        out["affectedObjects"] = [_resource_rest(r) for r in self.affected_objects]
-        changed = self.changed_values
-        if len(changed) > 1:
-            changed = sorted(changed, key=_BY_KEY)
-        out["changedValues"] = [_changed_rest(c) for c in changed]
+        out["type"] = type_rest(self.type)
+        out["affectedObjects"] = [resource_rest(r) for r in self.affected_objects]
+        out["changedValues"] = changes_rest(self.changed_values)
         if self.source is not None:
             out["source"] = self.source
         if self.system is not None:
@@ -401,10 +388,7 @@ class AuditEvent:
             out["node"] = self.node
         if self.method is not None:
             out["method"] = self.method
-        attributes = self.extra_attributes
-        if len(attributes) > 1:
-            attributes = sorted(attributes, key=_BY_NAME)
-        out["extraAttributes"] = [_attribute_rest(a) for a in attributes]
+        out["extraAttributes"] = attributes_rest(self.extra_attributes)
         return out
 
     def to_file(self) -> dict[str, Any]:
@@ -468,13 +452,40 @@ def author_rest(a: AuditAuthor) -> dict[str, Any]:
     return out
 
 
-def _resource_rest(r: AuditResource) -> dict[str, Any]:
+def type_rest(t: AuditType) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if t.category_i18n_key is not None:
+        out["categoryI18nKey"] = t.category_i18n_key
+    out["category"] = t.category
+    if t.action_i18n_key is not None:
+        out["actionI18nKey"] = t.action_i18n_key
+    out["action"] = t.action
+    out["area"] = t.area
+    out["level"] = t.level
+    return out
+
+
+def resource_rest(r: AuditResource) -> dict[str, Any]:
     out: dict[str, Any] = {"name": r.name, "type": r.type}
     if r.uri is not None:
         out["uri"] = r.uri
     if r.id is not None:
         out["id"] = r.id
     return out
+
+
+def changes_rest(changed: Sequence[ChangedValue]) -> list[dict[str, Any]]:
+    """In key order (the order of the producer's list does not make another event)."""
+    if len(changed) > 1:
+        changed = sorted(changed, key=_BY_KEY)
+    return [_changed_rest(c) for c in changed]
+
+
+def attributes_rest(attributes: Sequence[AuditAttribute]) -> list[dict[str, Any]]:
+    """In name order."""
+    if len(attributes) > 1:
+        attributes = sorted(attributes, key=_BY_NAME)
+    return [_attribute_rest(a) for a in attributes]
 
 
 def _changed_rest(c: ChangedValue) -> dict[str, Any]:

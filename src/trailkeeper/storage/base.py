@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+import msgspec
 import orjson
 
 from trailkeeper.errors import ConflictError
@@ -41,13 +42,15 @@ class Cursor:
         return f"{self.ts},{self.id}"
 
 
-@dataclass(frozen=True, slots=True)
-class NewEvent:
+class NewEvent(msgspec.Struct, frozen=True, gc=False):
     """An event encoded for storage, so the writer only executes SQL.
 
     ``timestamp_ms`` and ``author`` are the event's own or the defaults (time of receipt,
     authenticated principal); ``doc`` is the stored REST document with them filled in;
     ``fingerprint`` hashes what the producer sent, for ``uid`` idempotency.
+
+    A Struct rather than a frozen dataclass, whose ``__init__`` cost 3 µs per event; it
+    refers to no container that could lead back to it, so the cycle collector skips it.
     """
 
     event: AuditEvent

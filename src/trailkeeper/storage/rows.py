@@ -7,19 +7,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import orjson
-
 from trailkeeper.errors import ConflictError
-from trailkeeper.model.event import AuditAuthor, AuditEvent, author_rest
-from trailkeeper.model.timestamps import format_iso
+from trailkeeper.model.document import rest_document
+from trailkeeper.model.event import AuditAuthor, AuditEvent
+from trailkeeper.model.timestamps import format_iso, ms_and_iso
 from trailkeeper.storage.base import AppendResult, NewEvent
 
 T = TypeVar("T")
-
-
-# Key order of the REST shape (Atlassian's, after our id and uid).
-REST_ORDER = ("id", "uid", "timestamp", "author", "type", "affectedObjects", "changedValues",
-              "source", "system", "node", "method", "extraAttributes")
 
 
 def encode(event: AuditEvent, received_ms: int, default_author: AuditAuthor) -> NewEvent:
@@ -28,21 +22,19 @@ def encode(event: AuditEvent, received_ms: int, default_author: AuditAuthor) -> 
     The fingerprint covers what the producer sent (before defaults), so a retry of an event
     without a timestamp still matches the stored one.
     """
-    rest = event.to_rest()
-    rest.pop("id", None)
-    doc = orjson.dumps(rest)
-    # to_rest() orders keys and items deterministically, so equal events give equal bytes.
-    fingerprint = hashlib.sha256(doc).digest() if event.uid is not None else None
-    timestamp_ms = event.timestamp_ms
-    author = event.author
-    if timestamp_ms is None or author is None:
-        if timestamp_ms is None:
-            timestamp_ms = received_ms
-            rest["timestamp"] = format_iso(received_ms)
-        if author is None:
-            author = default_author
-            rest["author"] = author_rest(author)
-        doc = orjson.dumps({key: rest[key] for key in REST_ORDER if key in rest})
+    author = default_author if event.author is None else event.author
+    if event.timestamp is None:
+        timestamp_ms, timestamp = received_ms, format_iso(received_ms)
+    else:
+        timestamp_ms, timestamp = ms_and_iso(event.timestamp)
+    doc = rest_document(event, timestamp, author)
+    fingerprint = None
+    if event.uid is not None:
+        # What the producer sent, without defaults. Documents order keys and items
+        # deterministically: equal events, equal bytes.
+        as_sent = doc if event.timestamp is not None and event.author is not None else \
+            rest_document(event, None if event.timestamp is None else timestamp, event.author)
+        fingerprint = hashlib.sha256(as_sent).digest()
     return NewEvent(event, timestamp_ms, author, fingerprint, doc, search_text(event, author))
 
 
@@ -145,6 +137,8 @@ class BatchPlan:
     def ids(self, first_id: int, size: int) -> list[int]:
         """Ids of the whole batch in input order when the fresh events get first_id, +1, ...
         (0 for a rejected event)."""
+        if len(self.fresh) == size:  # every event is new
+            return list(range(first_id, first_id + size))
         assigned = {pos: first_id + n for n, pos in enumerate(self.fresh)}
         assigned.update(self.known)
         return [assigned.get(self.same_as.get(pos, pos), 0) for pos in range(size)]
@@ -158,6 +152,9 @@ def plan_batch(batch: Sequence[NewEvent], stored: Mapping[str, tuple[int, bytes]
     ``lenient`` only for that event, which is left out and listed in ``rejected``.
     """
     plan = BatchPlan()
+    if all(new.event.uid is None for new in batch):  # as in-process events mostly are
+        plan.fresh = list(range(len(batch)))
+        return plan
     first_seen: dict[str, int] = {}
     for pos, new in enumerate(batch):
         uid = new.event.uid
