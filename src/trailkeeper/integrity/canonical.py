@@ -46,6 +46,7 @@ __all__ = [
     "canonical_from_doc",
     "canonical_from_line",
     "leaf_record",
+    "record_event_id",
     "stored_record",
 ]
 
@@ -81,6 +82,12 @@ class LeafRecord:
     @property
     def leaf_hash(self) -> bytes:
         return leaf_hash(self.encode())
+
+
+def record_event_id(record: bytes) -> int:
+    """The event id field of a leaf record as it stands, whatever its version byte says
+    (for finding a leaf; checking the record is the verifier's work)."""
+    return int.from_bytes(record[1:9], "big")
 
 
 def leaf_record(event_id: int, timestamp_ms: int, canonical: bytes) -> bytes:

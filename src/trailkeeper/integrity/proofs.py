@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import orjson
 
 from trailkeeper.errors import NotFoundError, TrailkeeperError
-from trailkeeper.integrity.canonical import LeafRecord
+from trailkeeper.integrity.canonical import record_event_id
 from trailkeeper.integrity.tree import TILE_HEIGHT, MissingTileError, StoredTree, Tile, tiles_needed
 from trailkeeper.storage.base import Storage
 from trailkeeper.storage.merkle import POSITION, CheckpointRecord
@@ -72,7 +72,7 @@ def tree_size(storage: Storage) -> tuple[int, int]:
 def find_leaf(storage: Storage, event_id: int) -> Leaf | None:
     """The leaf of an event (None when it is not in the tree, or retention removed it)."""
     found = _first_leaf_from(storage, event_id)
-    if found is None or LeafRecord.decode(found.record).event_id != event_id:
+    if found is None or record_event_id(found.record) != event_id:
         return None
     return found
 
@@ -83,7 +83,7 @@ def _first_leaf_from(storage: Storage, event_id: int) -> Leaf | None:
     if tile is None:
         return None
     records = tile.records()
-    at = bisect.bisect_left([LeafRecord.decode(r).event_id for r in records], event_id)
+    at = bisect.bisect_left([record_event_id(r) for r in records], event_id)
     return Leaf((tile.index << TILE_HEIGHT) + at, records[at])
 
 
@@ -108,7 +108,7 @@ def range_before(storage: Storage, event_id: int) -> Range:
     try:
         hashes = tree.compact_range(count)
         tile = storage.merkle_tiles(0, (count - 1) >> TILE_HEIGHT, (count - 1) >> TILE_HEIGHT)
-        last = LeafRecord.decode(tile[0].records()[(count - 1) & 0xFF]).event_id
+        last = record_event_id(tile[0].records()[(count - 1) & 0xFF])
     except (MissingTileError, IndexError):
         raise NotCoveredError(f"Retention removed the leaves this range needs (before event "
                               f"{event_id})") from None

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from trailkeeper.integrity import merkle
-from trailkeeper.integrity.canonical import RECORD_SIZE, LeafRecord
+from trailkeeper.integrity.canonical import RECORD_SIZE, record_event_id
 from trailkeeper.integrity.merkle import HASH_SIZE, leaf_hash, node_hash
 
 __all__ = [
@@ -74,9 +74,10 @@ class Tile:
         return [d[i:i + HASH_SIZE] for i in range(0, len(d), HASH_SIZE)]
 
     def event_ids(self) -> tuple[int, int]:
-        """(first, last) event id of a non-empty level-0 tile."""
-        return (LeafRecord.decode(self.data[:RECORD_SIZE]).event_id,
-                LeafRecord.decode(self.data[-RECORD_SIZE:]).event_id)
+        """(first, last) event id of a non-empty level-0 tile, read from the records' id
+        fields as they stand (a damaged version byte is for the leaf check to report)."""
+        return (record_event_id(self.data[:RECORD_SIZE]),
+                record_event_id(self.data[-RECORD_SIZE:]))
 
 
 def edge_tiles(size: int) -> list[tuple[int, int, int]]:

@@ -400,8 +400,13 @@ def _check_last_id(source: Source, checkpoint: CheckpointRecord, report: Report)
     tiles = source.tiles(0, leaf >> TILE_HEIGHT, leaf >> TILE_HEIGHT) if leaf >= 0 else []
     records = tiles[0].records() if tiles else []
     offset = leaf & (TILE_WIDTH - 1)
-    if offset < len(records) and \
-            LeafRecord.decode(records[offset]).event_id != checkpoint.last_id:
+    if offset >= len(records):
+        return  # the leaf check reports the short tile
+    try:
+        last_id = LeafRecord.decode(records[offset]).event_id
+    except CanonicalError:
+        return  # the leaf check reports the unreadable record
+    if last_id != checkpoint.last_id:
         report.problem("checkpoint", f"checkpoint {checkpoint.size} names event "
                        f"#{checkpoint.last_id} as its last, but leaf {leaf} is another event",
                        where=f"checkpoint {checkpoint.size}")
