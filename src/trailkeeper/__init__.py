@@ -1,6 +1,7 @@
 """Trailkeeper: keep, search, export, watch and prove an audit trail."""
 
-from trailkeeper.ingest.service import AuditService
+import typing as _typing
+
 from trailkeeper.model.areas import CoverageArea, CoverageLevel
 from trailkeeper.model.event import (
     AuditAttribute,
@@ -11,6 +12,9 @@ from trailkeeper.model.event import (
     ChangedValue,
 )
 from trailkeeper.query.ast import AuditQuery
+
+if _typing.TYPE_CHECKING:
+    from trailkeeper.ingest.service import AuditService
 
 __all__ = [
     "AuditAttribute",
@@ -26,3 +30,14 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> _typing.Any:
+    """`AuditService` on first use (PEP 562): importing it loads the recording pipeline,
+    which a command that only reads, or a verifier's worker process, does not need."""
+    if name == "AuditService":
+        from trailkeeper.ingest.service import AuditService
+
+        globals()[name] = AuditService  # found directly from now on
+        return AuditService
+    raise AttributeError(f"module 'trailkeeper' has no attribute {name!r}")

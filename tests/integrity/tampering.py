@@ -156,9 +156,14 @@ class HashedStore:
         """The latest checkpoint, as an auditor who kept a copy elsewhere has it."""
         return self.checkpoints[-1].note
 
-    def verify(self, *, kept: bool = False) -> Report:
+    def verify(self, *, kept: bool = False, tiles_per_part: int | None = None,
+               jobs: int = 1) -> Report:
+        """The verifier's report; ``tiles_per_part`` cuts its event pass into parts (in this
+        process, or shared with ``jobs - 1`` worker processes), as a large store's is."""
         trust = Trust([self.verifier], [self.kept_note] if kept else [])
-        return verify_source(StoreSource(self.storage, self.url), trust)
+        return verify_source(StoreSource(self.storage, self.url), trust,
+                             db_url=self.url if jobs > 1 else None, jobs=jobs,
+                             tiles_per_part=tiles_per_part)
 
 
 def build_store(url: str, service: AuditService, key_path: Path, *, count: int, seed: int,

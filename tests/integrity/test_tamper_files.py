@@ -44,8 +44,11 @@ class Evidence:
     files: EventFiles
     verifier: Verifier
 
-    def verify(self) -> Report:
-        return verify_directory(self.files.directory, Trust([self.verifier]))
+    def verify(self, *, part_bytes: int | None = None, jobs: int = 1) -> Report:
+        """The verifier's report; ``part_bytes`` cuts the files into parts of about so many
+        bytes for hashing (in this process, or shared with ``jobs - 1`` workers)."""
+        return verify_directory(self.files.directory, Trust([self.verifier]), jobs=jobs,
+                                **({"part_bytes": part_bytes} if part_bytes else {}))
 
     def exit_code(self, report: Report) -> int:
         return report.exit_code(allow_uncovered=self.files.log_files)
@@ -122,7 +125,8 @@ def test_a_thousand_random_tamperings_of_exported_files_are_each_detected(
             drawn[tampering.kind] += 1
             where = f"#{n} {evidence.files.directory.parent.name} {tampering.kind}: " \
                     f"{tampering.what}"
-            report = evidence.verify()
+            # Every other time the files are hashed in parts of about a line, cut anywhere.
+            report = evidence.verify(part_bytes=997 if n % 2 else None)
             if evidence.exit_code(report) == 0:
                 failures.append(f"{where}\n  NOT DETECTED: {explain(report)}")
         except Exception as exc:  # a verifier that crashes on tampered files is wrong too
@@ -136,6 +140,33 @@ def test_a_thousand_random_tamperings_of_exported_files_are_each_detected(
                           f"{len(failures)} of {TAMPERINGS} tamperings not detected:\n"
                           + "\n".join(failures[:10]))
     assert len(drawn) == len(FILE_TAMPERINGS), f"seed {SEED}: only these drawn: {drawn}"
+
+
+def test_parts_and_workers_report_what_one_pass_reports(export: Evidence,
+                                                        audit_logs: Evidence) -> None:
+    """The files hashed in small parts (cut inside lines), in this process or shared with a
+    worker process, give the very report of one pass: the same counts and the same
+    problems, in order, at the same file and line, untouched and tampered with."""
+    def outcome(report: Report) -> tuple[object, ...]:
+        return (report.events_verified, report.uncovered, report.unplaced,
+                report.problem_count, [p.to_json() for p in report.problems])
+
+    for evidence in (export, audit_logs):
+        files = evidence.files
+        lines = list(files.lines)
+        k = len(lines) // 2
+        tampered = [*lines[:k - 1], lines[k], lines[k - 1], (lines[k + 1][0], b"not json"),
+                    *lines[k + 2:]]
+        try:
+            for state in ("untouched", "tampered"):
+                if state == "tampered":
+                    files.write_lines(tampered)
+                whole = outcome(evidence.verify())
+                assert outcome(evidence.verify(part_bytes=1500)) == whole, state
+                assert outcome(evidence.verify(part_bytes=1500, jobs=2)) == whole, state
+        finally:
+            files.restore()
+        assert whole[3] >= 2 and {p["kind"] for p in whole[4]} >= {"reordered", "unreadable"}
 
 
 def test_audit_log_files_missing_their_oldest_line_never_verify(audit_logs: Evidence

@@ -96,7 +96,8 @@ def test_a_thousand_random_tamperings_of_a_store_are_each_detected(hashed: Hashe
                                                                     ) -> None:
     """Each random single tampering of the events, the tree's tiles or the checkpoints is
     found by the verifier (the first problem naming the event edited, deleted, inserted or
-    swapped), and the store put back verifies again."""
+    swapped), whether its event pass runs whole or in parts, and the store put back
+    verifies again."""
     rng = random.Random(SEED)
     sql = StoreSql(hashed.url)
     untouched = sql.fingerprint()
@@ -107,7 +108,10 @@ def test_a_thousand_random_tamperings_of_a_store_are_each_detected(hashed: Hashe
             tampering = draw_store_tampering(sql, hashed, rng)
             drawn[tampering.kind] += 1
             try:
-                report = hashed.verify(kept=tampering.needs_kept_checkpoint)
+                # Every other time with the event pass cut into one part per leaf tile, as a
+                # large store's is to be shared among processes.
+                report = hashed.verify(kept=tampering.needs_kept_checkpoint,
+                                       tiles_per_part=1 if n % 2 else None)
                 wrong = judge(tampering, report)
                 if wrong is not None:
                     failures.append(f"#{n} {tampering.kind}: {tampering.what}\n  {wrong}\n"
@@ -128,6 +132,40 @@ def test_a_thousand_random_tamperings_of_a_store_are_each_detected(hashed: Hashe
                           f"{len(failures)} of {TAMPERINGS} tamperings not detected as they "
                           "should be:\n" + "\n".join(failures[:10]))
     assert len(drawn) == len(STORE_TAMPERINGS), f"seed {SEED}: only these kinds drawn: {drawn}"
+
+
+def test_worker_processes_find_what_one_process_finds(hashed: HashedStore) -> None:
+    """The event pass shared with a worker process (one part per leaf tile, as a large
+    store's is cut): the untouched store verifies with each event counted once, and two
+    events swapped across parts, or the last event deleted, are reported as one process
+    reports them."""
+    assert len(hashed.leaf_tiles) >= 2
+    report = hashed.verify(tiles_per_part=1, jobs=2)
+    assert report.exit_code() == 0, explain(report)
+    assert report.events_verified == hashed.size
+    first, last = hashed.ids[0], hashed.ids[-1]  # in the first and the last leaf tile
+    sql = StoreSql(hashed.url)
+    try:
+        sql.save("events", "id IN (?, ?)", first, last)
+        (_, doc_first), (_, doc_last) = sql.rows(
+            "SELECT ts, doc FROM events WHERE id IN (?, ?) ORDER BY id", first, last)
+        sql.run("UPDATE events SET doc = ? WHERE id = ?", doc_last, first)
+        sql.run("UPDATE events SET doc = ? WHERE id = ?", doc_first, last)
+        swapped = hashed.verify(tiles_per_part=1, jobs=2)
+        sql.restore()
+        sql.save("events", "id = ?", last)
+        sql.run("DELETE FROM events WHERE id = ?", last)
+        deleted = hashed.verify(tiles_per_part=1, jobs=2)
+    finally:
+        sql.restore()
+        sql.drop_holding_tables()
+        sql.close()
+    assert swapped.problems[0].event_id == first, explain(swapped)
+    assert {p.event_id for p in swapped.problems if p.kind == "reordered"} == {first, last}, \
+        explain(swapped)
+    assert [(p.kind, p.event_id) for p in deleted.problems] == [("deleted", last)], \
+        explain(deleted)
+    assert hashed.verify(tiles_per_part=1, jobs=2).exit_code() == 0
 
 
 def test_a_timestamp_respelled_in_the_stored_document_is_detected(hashed: HashedStore

@@ -6,14 +6,16 @@ import contextlib
 import getpass
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from trailkeeper.auth.audit_events import CLI, Actor, Trail
 from trailkeeper.config import default_db_url, default_home
-from trailkeeper.ingest.service import AuditService
 from trailkeeper.model.event import AuditAuthor
+
+if TYPE_CHECKING:  # imported when used: commands that only read need not load ingest
+    from trailkeeper.ingest.service import AuditService
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -62,6 +64,8 @@ def open_service(home: Path | None, db_url: str | None, *,
                  create: bool = False) -> Iterator[AuditService]:
     """The store of ``--home``/``--db`` as an `AuditService`, so the command can record what
     it does; closing it writes whatever was queued."""
+    from trailkeeper.ingest.service import AuditService
+
     _, url = resolve_store(home, db_url)
     with AuditService.open(url if create else existing_store(url)) as service:
         yield service

@@ -195,4 +195,3 @@ def grants(as_json: bool, home: Path | None, db_url: str | None) -> None:
         click.echo(f"{who}\t{what}")
 
 
-COMMANDS = (user, group, grant, revoke, grants)

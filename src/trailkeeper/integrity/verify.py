@@ -14,12 +14,15 @@ What is checked, bottom up (docs/integrity.md has the reasoning):
    checkpoint the caller brings (`Trust.checkpoints`: one kept off this machine) likewise —
    which is what catches a log cut short and rebuilt.
 
-The event pass, the expensive one, runs in ``jobs`` processes over ranges of leaf tiles when
-the source is a store.
+The event pass, the expensive one, runs in ``jobs`` processes when the source is a store:
+the leaf tiles are cut into small parts, which this process takes from the start and the
+workers from the end, so that no process waits long for another however late the workers
+start.
 """
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures
 import multiprocessing
 from collections.abc import Iterator, Sequence
@@ -38,9 +41,13 @@ from trailkeeper.integrity.tree import (
     MissingTileError,
     StoredTree,
 )
+from trailkeeper.storage.base import Storage
 from trailkeeper.storage.merkle import CheckpointRecord
 
-# Below this many leaf tiles one process is quicker than starting others.
+# Leaf tiles per part of a parallel event pass: 8,192 events, about 60 ms of work, so the
+# processes finish within a part or two of each other.
+_TILES_PER_PART = 32
+# Below this many leaf tiles one process is quicker than starting others (~0.3 s each).
 _PARALLEL_FROM_TILES = 200
 _TILES_PER_READ = 64
 _MAX_EDITED_KEPT = 1000  # edited events kept to look for swaps among them
@@ -77,11 +84,16 @@ class _Context:
 class _Part:
     report: Report
     roots: dict[int, bytes] = field(default_factory=dict)  # full leaf tile -> its root
+    # Events whose content no longer matches their leaf, to look for swaps among them all.
+    edited: list[tuple[Row, LeafRecord]] = field(default_factory=list)
 
 
 def verify_source(source: Source, trust: Trust, *, db_url: str | None = None,
-                  jobs: int = 1) -> Report:
-    """Verify a store or server; ``db_url`` lets the event pass run in ``jobs`` processes."""
+                  jobs: int = 1, tiles_per_part: int | None = None) -> Report:
+    """Verify a store or server; ``db_url`` lets the event pass run in ``jobs`` processes.
+
+    The event pass is cut into parts of ``tiles_per_part`` leaf tiles; by default only to
+    share it out among processes, when the log is large enough to gain from it."""
     report = Report(source.name)
     size, last_hashed = source.position()
     report.tree_size = size
@@ -93,11 +105,15 @@ def verify_source(source: Source, trust: Trust, *, db_url: str | None = None,
     first_tile = source.first_leaf_tile()
     _check_pruned_head(source, first_tile, claims, report)
     last_tile = (size - 1) >> TILE_HEIGHT if size else -1
-    parts = _ranges(source, first_tile, last_tile, max(1, jobs) if db_url else 1)
+    parallel = db_url is not None and jobs > 1
+    parts = _ranges(source, first_tile, last_tile, tiles_per_part, parallel)
     roots: dict[int, bytes] = {}
-    for part in _run(source, parts, context, db_url):
+    edited: list[tuple[Row, LeafRecord]] = []
+    for part in _run(source, parts, context, db_url if parallel else None, jobs):
         report.merge(part.report)
         roots.update(part.roots)
+        edited += part.edited[:_MAX_EDITED_KEPT - len(edited)]
+    _find_swaps(source, edited, report)
     tree = StoredTree(lambda level, index: next(iter(source.tiles(level, index, index)), None))
     _check_levels(source, roots, size, report)
     pruned_before = first_tile or 0  # leaf tiles retention removed (checked above)
@@ -194,58 +210,85 @@ def _check_pruned_head(source: Source, first_tile: int | None, claims: list[Rete
         report.notes.append(f"retention removed the leaves of the events before #{first_id}")
 
 
-def _ranges(source: Source, first_tile: int | None, last_tile: int, jobs: int) -> list[_Range]:
+def _ranges(source: Source, first_tile: int | None, last_tile: int,
+            tiles_per_part: int | None, parallel: bool) -> list[_Range]:
+    """The event pass cut into parts of ``tiles_per_part`` leaf tiles (None: as many as
+    sharing the work out among processes needs; parts of a tile are bounded by the last
+    event id of the tile before)."""
     if first_tile is None or last_tile < 0:
         return [_Range(0, -1, 0, None)]
     count = last_tile - first_tile + 1
-    parts = jobs if count >= _PARALLEL_FROM_TILES else 1
-    bounds = [first_tile + count * k // parts for k in range(parts + 1)]
+    if tiles_per_part is not None:
+        size = max(1, tiles_per_part)
+    elif parallel and count >= _PARALLEL_FROM_TILES:
+        size = _TILES_PER_PART
+    else:
+        size = count
+    whole = [_Range(first_tile, last_tile, 0, None)]
     out = []
     after = 0
-    for k in range(parts):
-        lo, hi = bounds[k], bounds[k + 1] - 1
+    for lo in range(first_tile, last_tile + 1, size):
+        hi = min(lo + size, last_tile + 1) - 1
+        if hi == last_tile:
+            out.append(_Range(lo, hi, after, None))
+            break
         edge = source.tiles(0, hi, hi)
-        up_to = None if k == parts - 1 or not edge else edge[0].event_ids()[1]
+        up_to = edge[0].event_ids()[1] if edge else 0
+        if up_to <= after:
+            # A missing or damaged tile leaves no bound between two parts: check everything
+            # in one part (the leaf check reports the tile) rather than miss or repeat events.
+            return whole
         out.append(_Range(lo, hi, after, up_to))
-        after = up_to or 0
+        after = up_to
     return out
 
 
-def _run(source: Source, parts: list[_Range], context: _Context,
-         db_url: str | None) -> Iterator[_Part]:
+def _run(source: Source, parts: list[_Range], context: _Context, db_url: str | None,
+         jobs: int) -> Iterator[_Part]:
+    """Each part checked, in order. With ``db_url``, ``jobs - 1`` worker processes (spawned:
+    a store's connections must not cross a fork) take parts from the end while this
+    process takes them from the start; a part is this process's if its future can still
+    be cancelled, that is if no worker has begun it."""
     if len(parts) == 1 or db_url is None:
         for part in parts:
             yield _check_leaves(source, part, context)
         return
     spawn = multiprocessing.get_context("spawn")
-    # The first part runs here while the others run in fresh processes (spawned: the
-    # store's connections must not cross a fork).
-    with concurrent.futures.ProcessPoolExecutor(len(parts) - 1, mp_context=spawn) as pool:
-        futures = [pool.submit(_check_leaves_in, db_url, source.name, part, context)
-                   for part in parts[1:]]
-        yield _check_leaves(source, parts[0], context)
-        for future in futures:
-            yield future.result()
+    with concurrent.futures.ProcessPoolExecutor(
+            jobs - 1, mp_context=spawn, initializer=_open_worker_store,
+            initargs=(db_url, source.name)) as pool:
+        futures = {k: pool.submit(_check_leaves_in_worker, parts[k], context)
+                   for k in reversed(range(len(parts)))}
+        mine = {k: _check_leaves(source, part, context)
+                for k, part in enumerate(parts) if futures[k].cancel()}
+        for k in range(len(parts)):
+            yield mine[k] if k in mine else futures[k].result()
 
 
-def _check_leaves_in(db_url: str, name: str, part: _Range, context: _Context) -> _Part:
-    """`_check_leaves` in a worker process, on its own connection to the store."""
+_worker_source: StoreSource | None = None
+
+
+def _open_worker_store(db_url: str, name: str) -> None:
+    """A worker's own connection to the store, for all the parts it checks."""
     from trailkeeper.storage import open_storage
 
-    storage = open_storage(db_url)
-    try:
-        return _check_leaves(StoreSource(storage, name), part, context)
-    finally:
-        storage.close()
+    global _worker_source
+    storage: Storage = open_storage(db_url)
+    atexit.register(storage.close)
+    _worker_source = StoreSource(storage, name)
+
+
+def _check_leaves_in_worker(part: _Range, context: _Context) -> _Part:
+    assert _worker_source is not None, "the pool's initializer opens the store"
+    return _check_leaves(_worker_source, part, context)
 
 
 def _check_leaves(source: Source, part: _Range, context: _Context) -> _Part:
     """Each leaf of the tiles against its event, and each event of the range against a leaf."""
     out = _Part(Report(source.name))
-    report = out.report
+    report, edited = out.report, out.edited
     rows = source.rows(part.after_id, part.up_to_id)
     row = next(rows, None)
-    edited: list[tuple[Row, LeafRecord]] = []
     previous_id = part.after_id
     expected_tile = part.first_tile
     for start in range(part.first_tile, part.last_tile + 1, _TILES_PER_READ):
@@ -317,7 +360,6 @@ def _check_leaves(source: Source, part: _Range, context: _Context) -> _Part:
     while row is not None:
         _stray(row, context, report)
         row = next(rows, None)
-    _find_swaps(source, edited, report)
     return out
 
 

@@ -13,12 +13,14 @@ range, and at each checkpoint's last event the count and the root must be what w
 A wrong count says events were deleted or inserted before that point; a wrong root that one
 of the events since the previous checkpoint was changed; ids must grow from line to line.
 
-Memory stays constant: one compact range (a few dozen hashes), whatever the size.
+Memory stays constant: one compact range (a few dozen hashes) and a few parts of the files
+being hashed, whatever the size.
 """
 
 from __future__ import annotations
 
 import base64
+import mmap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +29,13 @@ from typing import Any
 import orjson
 
 from trailkeeper.integrity import record as checkpoint_record
-from trailkeeper.integrity.canonical import CanonicalError, canonical_from_line, leaf_record
-from trailkeeper.integrity.merkle import leaf_hash
+from trailkeeper.integrity.file_leaves import (
+    PART_BYTES,
+    FilePart,
+    HashedPart,
+    file_parts,
+    hashed_parts,
+)
 from trailkeeper.integrity.note import Checkpoint, NoteError, verify_checkpoint
 from trailkeeper.integrity.report import Report
 from trailkeeper.integrity.tree import CompactRange
@@ -63,8 +70,11 @@ def event_files(directory: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.name)
 
 
-def verify_directory(directory: Path, trust: Trust) -> Report:
-    """Verify the event files of ``directory`` (see the module's description)."""
+def verify_directory(directory: Path, trust: Trust, *, jobs: int = 1,
+                     part_bytes: int = PART_BYTES) -> Report:
+    """Verify the event files of ``directory`` (see the module's description); the lines
+    are hashed in ``jobs`` processes, in parts of about ``part_bytes``
+    (`trailkeeper.integrity.file_leaves`)."""
     report = Report(str(directory))
     files = event_files(directory)
     if not files:
@@ -73,10 +83,10 @@ def verify_directory(directory: Path, trust: Trust) -> Report:
     checkpoints, kept_starts = _kept_checkpoints(directory, trust, report)
     claimed_starts: list[_Start] = []
     first_id = None
-    for _, line in _lines(files, report, quiet=True):
-        if first_id is None and line is not None:
+    for line in _first_and_marked_lines(files):
+        if first_id is None:
             first_id = line.get("id") if isinstance(line.get("id"), int) else None
-        if line is not None and checkpoint_record.is_checkpoint_line(line):
+        if checkpoint_record.is_checkpoint_line(line):
             found = _claimed(line, trust, report)
             if found is not None:
                 checkpoints.append(found)
@@ -85,12 +95,12 @@ def verify_directory(directory: Path, trust: Trust) -> Report:
                                                  found.last_id))
     report.checkpoints_verified = len({(c.size, c.root) for c in checkpoints})
     start = _start(kept_starts, claimed_starts, first_id or 0, report)
-    _walk(files, start, checkpoints, report)
+    _walk(start, checkpoints, report, hashed_parts(file_parts(files, part_bytes), jobs))
     return report
 
 
-def _walk(files: list[Path], start: _Start, checkpoints: list[_Checkpoint],
-          report: Report) -> None:
+def _walk(start: _Start, checkpoints: list[_Checkpoint], report: Report,
+          parts: Iterator[tuple[FilePart, HashedPart]]) -> None:
     by_id = sorted((c for c in checkpoints if c.last_id is not None),
                    key=lambda c: (c.last_id or 0, c.size))
     by_size = {c.size: c for c in checkpoints if c.last_id is None}
@@ -101,39 +111,45 @@ def _walk(files: list[Path], start: _Start, checkpoints: list[_Checkpoint],
     previous_id = 0
     segment: list[int] = []  # ids since the last checkpoint that verified
     last_seen = 0
-    for where, line in _lines(files, report, quiet=False):
-        if line is None:
-            continue
-        try:
-            event_id, ts, canonical = canonical_from_line(line)
-        except CanonicalError as exc:
-            report.problem("unreadable", f"{where}: {exc}", where=where)
-            continue
-        if event_id == previous_id:
-            report.problem("inserted", f"{where}: event #{event_id} appears twice",
-                           event_id=event_id, where=where)
-            continue
-        if event_id < previous_id:
-            report.problem("reordered", f"{where}: event #{event_id} comes after "
-                           f"#{previous_id}: lines were reordered", event_id=event_id,
-                           where=where)
-            continue
-        previous_id = event_id
-        if event_id <= start.after_id:
-            report.unplaced += 1  # before the first place hashing can start
-            continue
-        while pending < len(by_id) and (by_id[pending].last_id or 0) < event_id:
-            _reached(by_id[pending], tree, segment, report, where)
-            pending += 1
-        tree.append(leaf_hash(leaf_record(event_id, ts, canonical)))
-        segment.append(event_id)
-        last_seen = event_id
-        while pending < len(by_id) and by_id[pending].last_id == event_id:
-            _reached(by_id[pending], tree, segment, report, where)
-            pending += 1
-        bare = by_size.pop(tree.size, None)
-        if bare is not None:
-            _reached(bare, tree, segment, report, where)
+    path, first_line = None, 0  # line numbers count from each file's start
+    for part, hashed in parts:
+        if part.path != path:
+            path, first_line = part.path, 0
+        name = part.path.name
+        for number, event_id, leaf in hashed.entries():
+            if not event_id:
+                where = f"{name}:{first_line + number}"
+                report.problem("unreadable", f"{where}: {hashed.unreadable[number]}",
+                               where=where)
+                continue
+            if event_id <= previous_id:
+                where = f"{name}:{first_line + number}"
+                if event_id == previous_id:
+                    report.problem("inserted", f"{where}: event #{event_id} appears twice",
+                                   event_id=event_id, where=where)
+                else:
+                    report.problem("reordered", f"{where}: event #{event_id} comes after "
+                                   f"#{previous_id}: lines were reordered", event_id=event_id,
+                                   where=where)
+                continue
+            previous_id = event_id
+            if event_id <= start.after_id:
+                report.unplaced += 1  # before the first place hashing can start
+                continue
+            while pending < len(by_id) and (by_id[pending].last_id or 0) < event_id:
+                _reached(by_id[pending], tree, segment, report, f"{name}:{first_line + number}")
+                pending += 1
+            tree.append(leaf)
+            segment.append(event_id)
+            last_seen = event_id
+            while pending < len(by_id) and by_id[pending].last_id == event_id:
+                _reached(by_id[pending], tree, segment, report, f"{name}:{first_line + number}")
+                pending += 1
+            if by_size:
+                bare = by_size.pop(tree.size, None)
+                if bare is not None:
+                    _reached(bare, tree, segment, report, f"{name}:{first_line + number}")
+        first_line += hashed.lines
     for checkpoint in by_id[pending:]:
         report.problem("truncated", f"the files end at event #{last_seen}, but {checkpoint.where}"
                        f" covers events up to #{checkpoint.last_id}: events were cut off",
@@ -282,25 +298,25 @@ def _range_of(data: dict[str, Any], where: str, report: Report) -> _Start | None
     return _Start(size, hashes, last_id)
 
 
-def _lines(files: list[Path], report: Report, *, quiet: bool
-           ) -> Iterator[tuple[str, dict[str, Any] | None]]:
-    """(file:line, parsed object or None) of every non-empty line; a line that is
-    not a JSON object is reported (once, when not ``quiet``)."""
+def _first_and_marked_lines(files: list[Path]) -> Iterator[dict[str, Any]]:
+    """The first line of each file and every line naming a checkpoint (the only ones the
+    first reading needs), as JSON objects; found by searching the mapped files for the
+    checkpoint action rather than parsing every line."""
     for path in files:
-        with path.open("rb") as handle:
-            for number, raw in enumerate(handle, start=1):
-                raw = raw.rstrip(b"\r\n")
-                if not raw:
-                    continue
-                if quiet and _MARK not in raw and number > 1:
-                    yield f"{path.name}:{number}", None
-                    continue
-                try:
-                    line = orjson.loads(raw)
-                except orjson.JSONDecodeError as exc:
-                    if not quiet:
-                        report.problem("unreadable", f"{path.name}:{number}: not JSON: {exc}",
-                                       where=f"{path.name}:{number}")
-                    yield f"{path.name}:{number}", None
-                    continue
-                yield f"{path.name}:{number}", line if isinstance(line, dict) else None
+        if path.stat().st_size == 0:
+            continue  # (an empty file cannot be mapped)
+        with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0,
+                                                  access=mmap.ACCESS_READ) as data:
+            found = [data[:data.find(b"\n") % (len(data) + 1)]]
+            at = data.find(_MARK)
+            while at >= 0:
+                end = data.find(b"\n", at) % (len(data) + 1)  # -1: the file's end
+                found.append(data[data.rfind(b"\n", 0, at) + 1:end])
+                at = data.find(_MARK, end)
+        for raw in found:
+            try:
+                line = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                continue  # reported by the second reading
+            if isinstance(line, dict):
+                yield line
