@@ -3,6 +3,7 @@ on a server, on exported files; exit 0 only when the log verifies."""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import orjson
@@ -14,7 +15,9 @@ from tests.factories import rich_event
 from tests.integrity.helpers import run_sql
 from trailkeeper.api.integrity import checkpoint_json
 from trailkeeper.cli.main import cli
+from trailkeeper.errors import UnavailableError
 from trailkeeper.ingest.service import AuditService
+from trailkeeper.integrity.keys import generate_signer
 
 
 def run(*args: str) -> Result:
@@ -161,3 +164,16 @@ def test_an_export_that_starts_later_verifies_with_its_range(
     result = run("verify", str(evidence), "--key", str(hashed), "--allow-uncovered")
     assert result.exit_code == 0, result.output
     assert "OK: 150 events verified" in result.output
+
+
+def test_a_server_that_cannot_be_reached_is_named(tmp_path: Path) -> None:
+    """Verifying a server that does not answer ends with "cannot reach" and its address
+    (exit 4), whether the keys are given or would be asked of the server."""
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        address = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    key = generate_signer("audit.example.com/log").verifier().key_string
+    for extra in (["--key", key], []):
+        with pytest.raises(UnavailableError, match=f"cannot reach {address}") as raised:
+            run("verify", "-H", address, "--home", str(tmp_path), *extra)
+        assert raised.value.exit_code == 4

@@ -11,9 +11,8 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-import httpx
 import orjson
 
 from trailkeeper.errors import TrailkeeperError
@@ -30,6 +29,9 @@ from trailkeeper.model.timestamps import parse_iso
 from trailkeeper.query.ast import Compare
 from trailkeeper.storage.base import Storage
 from trailkeeper.storage.merkle import CheckpointRecord
+
+if TYPE_CHECKING:  # a verifier of a store or of files need not load the HTTP client
+    import httpx
 
 _EVENTS_PER_READ = 5_000
 _TILES_PER_READ = 64
