@@ -212,9 +212,9 @@ def _check_pruned_head(source: Source, first_tile: int | None, claims: list[Rete
 
 def _ranges(source: Source, first_tile: int | None, last_tile: int,
             tiles_per_part: int | None, parallel: bool) -> list[_Range]:
-    """The event pass cut into parts of ``tiles_per_part`` leaf tiles (None: as many as
-    sharing the work out among processes needs; parts of a tile are bounded by the last
-    event id of the tile before)."""
+    """The event pass cut into parts of ``tiles_per_part`` leaf tiles (None: parts only to
+    share the work among processes, and only for a large log); a part checks the events
+    after the last event id of the part before, up to the last of its own tiles."""
     if first_tile is None or last_tile < 0:
         return [_Range(0, -1, 0, None)]
     count = last_tile - first_tile + 1
