@@ -135,7 +135,6 @@ def hashed_parts(parts: list[FilePart], jobs: int) -> Iterator[tuple[FilePart, H
             yield part, pending
 
 
-
 def _hash_a_later_part(ahead: deque[tuple[FilePart, _Pending]]) -> bool:
     """Hash here the last part of ``ahead`` that no worker has begun (so the workers keep
     the parts nearest the front); False if there is none."""
