@@ -17,6 +17,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
 import pytest
 
 from tests.integrity.tampering import build_store, explain
@@ -28,7 +29,8 @@ from tests.integrity.tampering_files import (
     sink_directory,
 )
 from trailkeeper.ingest.service import AuditService
-from trailkeeper.integrity.keys import Verifier, read_verifier_key_file
+from trailkeeper.integrity import record as checkpoint_record
+from trailkeeper.integrity.keys import Verifier, generate_signer, read_verifier_key_file
 from trailkeeper.integrity.report import Report
 from trailkeeper.integrity.verify import Trust
 from trailkeeper.integrity.verify_files import verify_directory
@@ -167,6 +169,23 @@ def test_parts_and_workers_report_what_one_pass_reports(export: Evidence,
         finally:
             files.restore()
         assert whole[3] >= 2 and {p["kind"] for p in whole[4]} >= {"reordered", "unreadable"}
+
+
+def test_a_checkpoint_on_a_files_first_line_is_read_once(audit_logs: Evidence) -> None:
+    """Audit log files that begin with a checkpoint record (rotation put it first): the
+    record is one checkpoint, checked once; with a key that did not sign it, one problem."""
+    files = audit_logs.files
+    mark = checkpoint_record.ACTION.encode()
+    k = next(n for n, (_, raw) in enumerate(files.lines) if n and mark in raw)
+    first_id = orjson.loads(files.lines[k][1])["id"]
+    stranger = generate_signer("stranger.example/log").verifier()
+    try:
+        files.write_lines(files.lines[k:])
+        report = verify_directory(files.directory, Trust([stranger]))
+    finally:
+        files.restore()
+    about_first = [p for p in report.problems if p.where == f"checkpoint event #{first_id}"]
+    assert len(about_first) == 1, explain(report)
 
 
 def test_audit_log_files_missing_their_oldest_line_never_verify(audit_logs: Evidence

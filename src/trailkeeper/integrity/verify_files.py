@@ -112,43 +112,44 @@ def _walk(start: _Start, checkpoints: list[_Checkpoint], report: Report,
     segment: list[int] = []  # ids since the last checkpoint that verified
     last_seen = 0
     path, first_line = None, 0  # line numbers count from each file's start
+
+    def at(number: int) -> str:  # file:line, made only when a problem or checkpoint needs it
+        return f"{part.path.name}:{first_line + number}"
+
     for part, hashed in parts:
         if part.path != path:
             path, first_line = part.path, 0
-        name = part.path.name
         for number, event_id, leaf in hashed.entries():
             if not event_id:
-                where = f"{name}:{first_line + number}"
-                report.problem("unreadable", f"{where}: {hashed.unreadable[number]}",
-                               where=where)
+                report.problem("unreadable", f"{at(number)}: {hashed.unreadable[number]}",
+                               where=at(number))
                 continue
             if event_id <= previous_id:
-                where = f"{name}:{first_line + number}"
                 if event_id == previous_id:
-                    report.problem("inserted", f"{where}: event #{event_id} appears twice",
-                                   event_id=event_id, where=where)
+                    report.problem("inserted", f"{at(number)}: event #{event_id} appears "
+                                   "twice", event_id=event_id, where=at(number))
                 else:
-                    report.problem("reordered", f"{where}: event #{event_id} comes after "
-                                   f"#{previous_id}: lines were reordered", event_id=event_id,
-                                   where=where)
+                    report.problem("reordered", f"{at(number)}: event #{event_id} comes after"
+                                   f" #{previous_id}: lines were reordered", event_id=event_id,
+                                   where=at(number))
                 continue
             previous_id = event_id
             if event_id <= start.after_id:
                 report.unplaced += 1  # before the first place hashing can start
                 continue
             while pending < len(by_id) and (by_id[pending].last_id or 0) < event_id:
-                _reached(by_id[pending], tree, segment, report, f"{name}:{first_line + number}")
+                _reached(by_id[pending], tree, segment, report, at(number))
                 pending += 1
             tree.append(leaf)
             segment.append(event_id)
             last_seen = event_id
             while pending < len(by_id) and by_id[pending].last_id == event_id:
-                _reached(by_id[pending], tree, segment, report, f"{name}:{first_line + number}")
+                _reached(by_id[pending], tree, segment, report, at(number))
                 pending += 1
             if by_size:
                 bare = by_size.pop(tree.size, None)
                 if bare is not None:
-                    _reached(bare, tree, segment, report, f"{name}:{first_line + number}")
+                    _reached(bare, tree, segment, report, at(number))
         first_line += hashed.lines
     for checkpoint in by_id[pending:]:
         report.problem("truncated", f"the files end at event #{last_seen}, but {checkpoint.where}"
@@ -307,10 +308,11 @@ def _first_and_marked_lines(files: list[Path]) -> Iterator[dict[str, Any]]:
             continue  # (an empty file cannot be mapped)
         with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0,
                                                   access=mmap.ACCESS_READ) as data:
-            found = [data[:data.find(b"\n") % (len(data) + 1)]]
-            at = data.find(_MARK)
+            end = _line_end(data, 0)
+            found = [data[:end]]
+            at = data.find(_MARK, end)  # after the first line: it is in already
             while at >= 0:
-                end = data.find(b"\n", at) % (len(data) + 1)  # -1: the file's end
+                end = _line_end(data, at)
                 found.append(data[data.rfind(b"\n", 0, at) + 1:end])
                 at = data.find(_MARK, end)
         for raw in found:
@@ -320,3 +322,9 @@ def _first_and_marked_lines(files: list[Path]) -> Iterator[dict[str, Any]]:
                 continue  # reported by the second reading
             if isinstance(line, dict):
                 yield line
+
+
+def _line_end(data: mmap.mmap, at: int) -> int:
+    """Where the line holding byte ``at`` ends: its newline, or the end of the file."""
+    end = data.find(b"\n", at)
+    return len(data) if end < 0 else end
