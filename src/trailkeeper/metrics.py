@@ -103,6 +103,14 @@ class Metrics:
         # {consumer="integrity"}: events not yet in the Merkle tree.
         self.merkle_leaves = Counter(
             "trailkeeper_merkle_leaves", "Events added to the Merkle tree", registry=r)
+        self.merkle_leaves_stored_digest = Counter(
+            "trailkeeper_merkle_leaves_stored_digest",
+            "Events added to the Merkle tree by the leaf digest their writer stored (the"
+            " others' are derived from their documents)", registry=r)
+        self.merkle_leaves_handed = Counter(
+            "trailkeeper_merkle_leaves_handed",
+            "Events added to the Merkle tree from the canonical bytes their writer rendered"
+            " (the others were read from the store)", registry=r)
         self.checkpoints_signed = Counter(
             "trailkeeper_checkpoints_signed", "Signed checkpoints of the Merkle tree",
             registry=r)

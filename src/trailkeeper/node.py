@@ -140,6 +140,7 @@ class NodeJobs:
         if self.retention is not None:
             self.retention.start()
         if self.integrity is not None:
+            self.service.digest_leaves()
             self.integrity.start()
             self.service.after_commit(self.integrity.notify)
         if self.dispatcher is not None:

@@ -173,8 +173,9 @@ def build_store(url: str, service: AuditService, key_path: Path, *, count: int, 
     """``count`` demo events submitted in ``stages``, some of each stage deleted before it is
     hashed (so that ids have gaps), each stage hashed by the tree builder in batches, with a
     checkpoint every ``every_events`` leaves and one at the end of each stage (``delete_ids``:
-    events deleted before hashing too). With ``record_checkpoints`` every checkpoint is also
-    recorded as an event, as a server does."""
+    events deleted before hashing too). Every other stage is written with leaf digests, as a
+    server writes them. With ``record_checkpoints`` every checkpoint is also recorded as an
+    event, as a server does."""
     rng = random.Random(seed)
     events = list(demo_events(count, seed=seed, end_ms=1_780_000_000_000))[:count]
     record = ((lambda e: service.submit([e], screen=False)) if record_checkpoints else None)
@@ -185,6 +186,7 @@ def build_store(url: str, service: AuditService, key_path: Path, *, count: int, 
     try:
         for stage in range(stages):
             part = events[len(events) * stage // stages:len(events) * (stage + 1) // stages]
+            service.digest_leaves(stage % 2 == 1)  # both ways the builder gets leaves
             ids = service.submit(part, screen=False).ids
             gone = [i for i in ids if rng.random() < deleted or i in delete_ids]
             for event_id in gone:

@@ -1,5 +1,6 @@
 """The fast REST document and the store's encoding agree byte for byte with the reference
-rendering, ``orjson.dumps(event.to_rest())``."""
+rendering, ``orjson.dumps(event.to_rest())``; the canonical bytes rendered with it are those
+the Merkle tree's verifier derives from the stored document."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ from hypothesis import strategies as st
 
 from tests.export.strategies import events
 from trailkeeper.demo import demo_events
+from trailkeeper.integrity.canonical import canonical_from_doc, digest_record, stored_record
 from trailkeeper.model import document
-from trailkeeper.model.document import rest_document
+from trailkeeper.model.document import rest_document, rest_document_and_canonical
 from trailkeeper.model.event import AuditAuthor, AuditEvent, AuditResource, AuditType
-from trailkeeper.model.timestamps import MAX_MS, format_instant, ms_to_datetime
+from trailkeeper.model.timestamps import MAX_MS, format_instant, format_iso, ms_to_datetime
 from trailkeeper.storage.base import NewEvent
 from trailkeeper.storage.rows import encode, search_text
 
@@ -61,6 +63,31 @@ def test_the_document_is_the_reference_rendering(event: AuditEvent) -> None:
 def test_encoding_stores_what_the_reference_stores(event: AuditEvent, received_ms: int) -> None:
     assert encode(event, received_ms, DEFAULT_AUTHOR) == reference_encode(
         event, received_ms, DEFAULT_AUTHOR)
+
+
+@settings(max_examples=1000)
+@given(events, st.integers(0, MAX_MS), st.integers(1, 2**63 - 1))
+def test_the_canonical_bytes_rendered_with_the_document_are_the_documents(
+        event: AuditEvent, received_ms: int, event_id: int) -> None:
+    plain = encode(event, received_ms, DEFAULT_AUTHOR)
+    doc, parts = rest_document_and_canonical(event, format_iso(plain.timestamp_ms),
+                                             plain.timestamp_ms, plain.author)
+    assert doc == plain.doc
+    assert parts.join(event_id) == canonical_from_doc(plain.doc, event_id)[1]
+    new = encode(event, received_ms, DEFAULT_AUTHOR, canonical=True)
+    assert new.doc == plain.doc and new.canonical is not None
+    digest = new.canonical.digest(event_id)
+    assert digest == new.canonical.digest(event_id)  # finished twice: the same
+    assert digest_record(event_id, new.timestamp_ms, digest) == \
+        stored_record(event_id, plain.timestamp_ms, plain.doc)
+
+
+def test_demo_events_have_the_canonical_bytes_of_their_documents() -> None:
+    for n, event in enumerate(demo_events(2000, end_ms=1_700_000_000_000), start=1):
+        new = encode(event, 0, DEFAULT_AUTHOR, canonical=True)
+        assert new.canonical is not None
+        assert new.canonical.digest(n) == hashlib.sha256(
+            canonical_from_doc(new.doc, n)[1]).digest()
 
 
 def test_demo_events_render_as_the_reference_does() -> None:

@@ -110,6 +110,7 @@ class Writer:
         self._clock = clock
         self._screen = screen
         self.after_commit: list[Callable[[], None]] = []  # e.g. wake the log consumers
+        self.digest_leaves = False  # encode with the Merkle leaf digest (`encode`'s canonical)
         self._queue: collections.deque[Queued] = collections.deque()
         self._submissions: collections.deque[_Submission] = collections.deque()
         self._lock = threading.Lock()
@@ -214,12 +215,13 @@ class Writer:
         encoded: list[NewEvent] = []
         sources: list[Queued] = []
         screen = self._screen
+        digest = self.digest_leaves
         for item in queued:
             kept = screen(item[0])
             if kept is None:
                 continue
             try:
-                encoded.append(encode(kept, item[1], AuditAuthor.SYSTEM))
+                encoded.append(encode(kept, item[1], AuditAuthor.SYSTEM, canonical=digest))
             except TrailkeeperError as exc:
                 self._metrics.events_rejected.labels("invalid").inc()
                 log.error("in-process event rejected: %s", exc.message)
@@ -304,7 +306,8 @@ class Writer:
             log.warning("%d events have been discarded from the in-process audit queue",
                         dropped.count)
             gap = discarded_event(dropped.count, dropped.first_ms, dropped.last_ms)
-            record = [encode(gap, self._clock(), AuditAuthor.SYSTEM)]
+            record = [encode(gap, self._clock(), AuditAuthor.SYSTEM,
+                             canonical=self.digest_leaves)]
             batches.append(Batch.of(record, self._storage.prepare(record)))
         started = time.perf_counter()
         try:

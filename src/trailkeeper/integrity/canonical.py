@@ -45,6 +45,7 @@ __all__ = [
     "LeafRecord",
     "canonical_from_doc",
     "canonical_from_line",
+    "digest_record",
     "leaf_record",
     "record_event_id",
     "stored_record",
@@ -92,7 +93,13 @@ def record_event_id(record: bytes) -> int:
 
 def leaf_record(event_id: int, timestamp_ms: int, canonical: bytes) -> bytes:
     """The 49-byte leaf record of an event."""
-    return _RECORD.pack(LEAF_VERSION, event_id, timestamp_ms, hashlib.sha256(canonical).digest())
+    return digest_record(event_id, timestamp_ms, hashlib.sha256(canonical).digest())
+
+
+def digest_record(event_id: int, timestamp_ms: int, digest: bytes) -> bytes:
+    """The leaf record of an event whose canonical bytes hash to ``digest`` (the leaf
+    digest its writer stored, `trailkeeper.model.document.CanonicalDigest`)."""
+    return _RECORD.pack(LEAF_VERSION, event_id, timestamp_ms, digest)
 
 
 def stored_record(event_id: int, row_ts: int, doc: bytes) -> bytes:

@@ -16,7 +16,9 @@ that reaches the audit log files and every SIEM like any other.
 
 Hashing happens here, off the ingest path: a commit does not wait for it. Events are in the
 tree a fraction of a second after they commit (the lag is the ``consumer_lag{consumer=
-"integrity"}`` gauge); what the log proves is what the checkpoints cover.
+"integrity"}`` gauge); what the log proves is what the checkpoints cover. Most events come
+with the leaf digest their writer stored (`AuditService.digest_leaves`); the others' are
+derived from their documents, as the verifier derives every one.
 """
 
 from __future__ import annotations
@@ -35,13 +37,13 @@ from trailkeeper.consumers.lease import Lease
 from trailkeeper.errors import StateError
 from trailkeeper.governance.retention import ACTION as RETENTION_ACTION
 from trailkeeper.integrity import record
-from trailkeeper.integrity.canonical import stored_record
+from trailkeeper.integrity.canonical import digest_record, stored_record
 from trailkeeper.integrity.keys import Signer, load_or_create_signer
 from trailkeeper.integrity.note import signed_checkpoint
 from trailkeeper.integrity.tree import TreeBuilder, edge_tiles
 from trailkeeper.metrics import Metrics
 from trailkeeper.model.event import AuditEvent
-from trailkeeper.storage.base import Storage, StoredEvent
+from trailkeeper.storage.base import LeafRow, Storage
 from trailkeeper.storage.merkle import POSITION, CheckpointRecord
 
 log = logging.getLogger("trailkeeper.integrity")
@@ -50,13 +52,9 @@ CONSUMER = POSITION
 DEFAULT_BATCH = 5_000
 DEFAULT_EVERY_EVENTS = 10_000
 DEFAULT_EVERY_S = 60.0
-# What a stored document must contain to be one of our checkpoint or retention records;
-# both actions start with "Audit Log ", so one scan rules most events out.
-_OUR_MARK = b'"action":"Audit Log '
-assert record.ACTION.startswith("Audit Log ")
-assert RETENTION_ACTION.startswith("Audit Log ")
-_CHECKPOINT_MARK = f'"action":"{record.ACTION}"'.encode()
-_RETENTION_MARK = f'"action":"{RETENTION_ACTION}"'.encode()
+# What a leaf is: any event, or one of our own checkpoint or retention records.
+_EVENT, _CHECKPOINT, _RETENTION = 0, 1, 2
+_KIND_OF_ACTION = {record.ACTION: _CHECKPOINT, RETENTION_ACTION: _RETENTION}
 
 
 def _now_ms() -> int:
@@ -165,17 +163,17 @@ class IntegrityConsumer:
         try:
             if not self._ready:
                 self._resume()
-            events = self.storage.events_after(self._last_id, self._batch_size)
-            retention_run = self._append(events)
+            rows = self.storage.leaf_rows_after(self._last_id, self._batch_size)
+            retention_run = self._append(rows)
             due = self._due(retention_run)
-            self._save(events[-1].id if events else self._last_id, due)
+            self._save(rows[-1].id if rows else self._last_id, due)
         except BaseException:
             self._ready = False  # the tree in memory may be ahead of the store: reload
             raise
-        self._metrics.merkle_leaves.inc(len(events))
+        self._metrics.merkle_leaves.inc(len(rows))
         self._metrics.consumer_lag.labels(consumer=CONSUMER).set(
-            max(0, self.storage.max_id() - self._last_id) if events else 0)
-        return len(events)
+            max(0, self.storage.max_id() - self._last_id) if rows else 0)
+        return len(rows)
 
     def sign(self, *, force: bool = True) -> CheckpointRecord | None:
         """Sign a checkpoint of the tree as it is now (unless ``force`` is False and nothing
@@ -190,18 +188,15 @@ class IntegrityConsumer:
         self._save(self._last_id, True)
         return self._checkpoint
 
-    def _append(self, events: list[StoredEvent]) -> bool:
+    def _append(self, rows: list[LeafRow]) -> bool:
         """Add the events' leaves; whether one of them records a retention run."""
-        self._tree.extend([stored_record(e.id, e.timestamp_ms, e.doc) for e in events])
-        retention_run = False
-        for event in events:
-            doc = event.doc
-            if _OUR_MARK not in doc:  # most events: one scan
-                self._grew = True
-            elif _CHECKPOINT_MARK not in doc:
-                self._grew = True
-                retention_run = retention_run or _RETENTION_MARK in doc
-        return retention_run
+        self._tree.extend([_record_of(row) for row in rows])
+        self._metrics.merkle_leaves_stored_digest.inc(
+            sum(1 for r in rows if r.digest is not None))
+        kinds = [_KIND_OF_ACTION.get(r.action, _EVENT) for r in rows]
+        if any(kind != _CHECKPOINT for kind in kinds):
+            self._grew = True
+        return _RETENTION in kinds
 
     def _due(self, retention_run: bool) -> bool:
         size = self._tree.size
@@ -281,3 +276,12 @@ class IntegrityConsumer:
                             "name it %r, as configured", latest, self.configured_origin)
             return self.configured_origin
         return latest or f"trailkeeper/{secrets.token_hex(4)}"
+
+
+def _record_of(row: LeafRow) -> bytes:
+    """An event's leaf record, from the digest its writer stored or else its document."""
+    if row.digest is not None:
+        return digest_record(row.id, row.timestamp_ms, row.digest)
+    if row.doc is None:  # the store's query asks for one or the other
+        raise StateError(f"event {row.id} came without leaf digest and without document")
+    return stored_record(row.id, row.timestamp_ms, row.doc)

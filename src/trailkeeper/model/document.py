@@ -4,12 +4,19 @@ Byte for byte ``orjson.dumps`` of `AuditEvent.to_rest` without ``id`` (a propert
 them together), at a third of the cost on the ingest path: a producer repeats a few dozen
 types, authors and objects over millions of events, so their JSON is rendered once and
 reused as an `orjson.Fragment`; the event's own values are rendered each time.
+
+`rest_document_and_canonical` renders, from the same parts, the event's canonical bytes
+(`trailkeeper.integrity.canonical`) as well, split where the id goes: the store assigns ids
+later. Hashed up to the id (`CanonicalDigest`), they let the store keep each event's Merkle
+leaf digest for the cost of hashing the id and a short tail, which spares the tree's builder
+reading the document back and re-encoding it (a property test holds the two ways together).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Hashable
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import orjson
 
@@ -26,21 +33,61 @@ from trailkeeper.model.event import (
 )
 
 P = TypeVar("P", bound=Hashable)
+# A part's REST rendering and its canonical one (keys sorted; an author without its avatar).
+Rendered = tuple[orjson.Fragment, orjson.Fragment]
 
 # Parts are immutable and compared by value, so equal parts share one rendering. Bounded:
 # past the limit a cache starts over.
 _CACHE_LIMIT = 20_000
-_types: dict[AuditType, orjson.Fragment] = {}
-_authors: dict[AuditAuthor, orjson.Fragment] = {}
-_objects: dict[AuditResource, orjson.Fragment] = {}
+_types: dict[AuditType, Rendered] = {}
+_authors: dict[AuditAuthor, Rendered] = {}
+_objects: dict[AuditResource, Rendered] = {}
+_SORTED = orjson.OPT_SORT_KEYS
+_TAIL_KEYS = ("method", "node", "source", "system", "uid")  # the ones that sort after "id"
 
 
-def _render(cache: dict[P, orjson.Fragment], part: P,
-            render: Callable[[P], dict[str, Any]]) -> orjson.Fragment:
+class CanonicalParts(NamedTuple):
+    """An event's canonical bytes without its id: ``head + b',"id":N,' + tail``."""
+
+    head: bytes  # ``{"affectedObjects":…,"extraAttributes":[…]`` — the keys before "id"
+    tail: bytes  # ``"method":…,"version":"1.0"}`` — the keys after it
+
+    def join(self, event_id: int) -> bytes:
+        return b'%s,"id":%d,%s' % (self.head, event_id, self.tail)
+
+
+class CanonicalDigest:
+    """SHA-256 of an event's canonical bytes, hashed as far as its id: `digest` finishes it
+    for the id the store assigns (as often as asked: a failed commit is retried)."""
+
+    __slots__ = ("_head", "_tail")
+
+    def __init__(self, parts: CanonicalParts) -> None:
+        self._head = hashlib.sha256(parts.head)
+        self._tail = parts.tail
+
+    def digest(self, event_id: int) -> bytes:
+        sha = self._head.copy()
+        sha.update(b',"id":%d,' % event_id)
+        sha.update(self._tail)
+        return sha.digest()
+
+
+def _render(cache: dict[P, Rendered], part: P,
+            render: Callable[[P], dict[str, Any]]) -> Rendered:
     if len(cache) >= _CACHE_LIMIT:
         cache.clear()
-    found = cache[part] = orjson.Fragment(orjson.dumps(render(part)))
+    rest = render(part)
+    found = cache[part] = (orjson.Fragment(orjson.dumps(rest)),
+                           orjson.Fragment(orjson.dumps(_canonical_part(rest), option=_SORTED)))
     return found
+
+
+def _canonical_part(rest: dict[str, Any]) -> dict[str, Any]:
+    """An author's canonical form leaves out ``avatarUri`` and an empty ``uri``; types and
+    objects are as in REST."""
+    return {key: value for key, value in rest.items()
+            if key != "avatarUri" and not (key == "uri" and not value)}
 
 
 def rest_document(event: AuditEvent, timestamp: str | None,
@@ -48,22 +95,41 @@ def rest_document(event: AuditEvent, timestamp: str | None,
     """The event's REST document (without ``id``) with this timestamp (`format_iso`'s
     text) and author: its own, or the defaults the store fills in, or None to leave them
     out."""
+    return _document(event, timestamp, author, None)[0]
+
+
+def rest_document_and_canonical(event: AuditEvent, timestamp: str, timestamp_ms: int,
+                                author: AuditAuthor) -> tuple[bytes, CanonicalParts]:
+    """`rest_document`, and the canonical bytes of the document it renders (for
+    ``timestamp``, which is ``format_iso(timestamp_ms)``)."""
+    doc, canonical = _document(event, timestamp, author, timestamp_ms)
+    assert canonical is not None
+    return doc, canonical
+
+
+def _document(event: AuditEvent, timestamp: str | None, author: AuditAuthor | None,
+              timestamp_ms: int | None) -> tuple[bytes, CanonicalParts | None]:
     # Written out rather than in helpers and comprehensions: every call costs here.
     doc: dict[str, Any] = {}
     if event.uid is not None:
         doc["uid"] = event.uid
     if timestamp is not None:
         doc["timestamp"] = timestamp
+    who = None
     if author is not None:
-        found = _authors.get(author)
-        doc["author"] = _render(_authors, author, author_rest) if found is None else found
+        who = _authors.get(author)
+        if who is None:
+            who = _render(_authors, author, author_rest)
+        doc["author"] = who[0]
     kind = _types.get(event.type)
-    doc["type"] = _render(_types, event.type, type_rest) if kind is None else kind
+    if kind is None:
+        kind = _render(_types, event.type, type_rest)
+    doc["type"] = kind[0]
     objects = []
     for r in event.affected_objects:
         found = _objects.get(r)
         objects.append(_render(_objects, r, resource_rest) if found is None else found)
-    doc["affectedObjects"] = objects
+    doc["affectedObjects"] = [found[0] for found in objects]
     doc["changedValues"] = changes_rest(event.changed_values) if event.changed_values else []
     if event.source is not None:
         doc["source"] = event.source
@@ -75,4 +141,19 @@ def rest_document(event: AuditEvent, timestamp: str | None,
         doc["method"] = event.method
     doc["extraAttributes"] = (attributes_rest(event.extra_attributes)
                               if event.extra_attributes else [])
-    return orjson.dumps(doc)
+    if timestamp_ms is None or who is None:
+        return orjson.dumps(doc), None
+    head = {"affectedObjects": [found[1] for found in objects], "auditType": kind[1],
+            "author": who[1], "changedValues": doc["changedValues"],
+            "extraAttributes": doc["extraAttributes"]}
+    tail: dict[str, Any] = {
+        "timestamp": {"epochSecond": timestamp_ms // 1000,
+                      "nano": timestamp_ms % 1000 * 1_000_000},
+        "version": "1.0",
+    }
+    for key in _TAIL_KEYS:
+        value = doc.get(key)
+        if value is not None:
+            tail[key] = value
+    return orjson.dumps(doc), CanonicalParts(orjson.dumps(head, option=_SORTED)[:-1],
+                                             orjson.dumps(tail, option=_SORTED)[1:])

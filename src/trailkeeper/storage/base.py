@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import msgspec
 import orjson
 
 from trailkeeper.errors import ConflictError
+from trailkeeper.model.document import CanonicalDigest
 from trailkeeper.model.event import AuditAuthor, AuditEvent
 from trailkeeper.query.ast import Node
 from trailkeeper.query.plan import Order
@@ -47,7 +48,9 @@ class NewEvent(msgspec.Struct, frozen=True, gc=False):
 
     ``timestamp_ms`` and ``author`` are the event's own or the defaults (time of receipt,
     authenticated principal); ``doc`` is the stored REST document with them filled in;
-    ``fingerprint`` hashes what the producer sent, for ``uid`` idempotency.
+    ``fingerprint`` hashes what the producer sent, for ``uid`` idempotency; ``canonical``,
+    when asked for, hashes the document's canonical bytes as far as the id, for the store to
+    finish and keep as the event's Merkle leaf digest.
 
     A Struct rather than a frozen dataclass, whose ``__init__`` cost 3 µs per event; it
     refers to no container that could lead back to it, so the cycle collector skips it.
@@ -59,6 +62,7 @@ class NewEvent(msgspec.Struct, frozen=True, gc=False):
     fingerprint: bytes | None
     doc: bytes
     text: str
+    canonical: CanonicalDigest | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +73,16 @@ class AppendResult:
     ids: list[int]
     created: int
     rejected: list[ConflictError] = field(default_factory=list)
+
+
+class LeafRow(NamedTuple):
+    """What the tree builder reads of an event (`Storage.leaf_rows_after`)."""
+
+    id: int
+    timestamp_ms: int
+    action: str
+    digest: bytes | None  # SHA-256 of the canonical bytes, when the writer computed it
+    doc: bytes | None  # the document, only when there is no digest
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,6 +356,11 @@ class Storage(Protocol):
         """Up to ``limit`` events with ids above ``last_id``, in id order: the committed log
         as its consumers read it. Ids grow in commit order, so an event committed later
         never has a lower id than one already read."""
+        ...
+
+    def leaf_rows_after(self, last_id: int, limit: int) -> list[LeafRow]:
+        """Up to ``limit`` events after ``last_id`` in id order, as the Merkle tree's
+        builder reads them: the leaf digest their writer stored, or else the document."""
         ...
 
     def find_objects(self, type: str, *, name: str | None = None, object_id: str | None = None,

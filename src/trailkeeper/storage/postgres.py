@@ -56,6 +56,7 @@ from trailkeeper.storage.base import (
     Grant,
     GroupRecord,
     JobRun,
+    LeafRow,
     NewEvent,
     RowPage,
     SessionRecord,
@@ -98,11 +99,12 @@ _MAX_SEARCH_BYTES = 256 * 1024
 _VECTORS = ("SELECT to_tsvector('simple', t) FROM unnest(%b::text[]) WITH ORDINALITY AS u(t, n)"
             " ORDER BY n")
 _EVENT_COPY = ("COPY events (id, ts, area, level, category, action, author_id, author_name,"
-               " source, method, node, system, uid, doc, search) FROM STDIN (FORMAT BINARY)")
+               " source, method, node, system, uid, doc, search, leaf_digest)"
+               " FROM STDIN (FORMAT BINARY)")
 # The search column gets the bytes of tsvector's binary format as the server sent them; a
 # binary COPY takes each field in its column's format, so "bytea" passes them through as is.
 _EVENT_TYPES = ("int8", "int8", "text", "text", "text", "text", "text", "text", "text",
-                "text", "text", "text", "text", "bytea", "bytea")
+                "text", "text", "text", "text", "bytea", "bytea", "bytea")
 _OBJECT_TYPES = ("text", "text", "int8", "int8", "int4", "text")
 _UID_TYPES = ("text", "int8", "bytea")
 
@@ -309,6 +311,7 @@ class PostgresStorage:
                         event_id, new.timestamp_ms, t.area.value, t.level.value, t.category,
                         t.action, author.id, author.name, e.source, e.method, e.node, e.system,
                         e.uid, new.doc, vector,
+                        None if new.canonical is None else new.canonical.digest(event_id),
                     ))
 
     @staticmethod
@@ -425,6 +428,13 @@ class PostgresStorage:
     def max_id(self, where: Node | None = None) -> int:
         sql, params = compile_where(where or MatchAll(), POSTGRES)
         return int(self._one(f"SELECT max(e.id) FROM events e WHERE {sql}", params) or 0)
+
+    def leaf_rows_after(self, last_id: int, limit: int) -> list[LeafRow]:
+        with self._reader() as con:
+            rows = con.execute("SELECT id, ts, action, leaf_digest, CASE WHEN leaf_digest IS NULL"
+                               " THEN doc END FROM events WHERE id > %s ORDER BY id LIMIT %s",
+                               (last_id, limit), binary=True).fetchall()
+        return [LeafRow(*r) for r in rows]
 
     def events_after(self, last_id: int, limit: int) -> list[StoredEvent]:
         with self._reader() as con:

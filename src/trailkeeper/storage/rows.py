@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from trailkeeper.errors import ConflictError
-from trailkeeper.model.document import rest_document
+from trailkeeper.model.document import CanonicalDigest, rest_document, rest_document_and_canonical
 from trailkeeper.model.event import AuditAuthor, AuditEvent
 from trailkeeper.model.timestamps import format_iso, ms_and_iso
 from trailkeeper.storage.base import AppendResult, NewEvent
@@ -16,8 +16,10 @@ from trailkeeper.storage.base import AppendResult, NewEvent
 T = TypeVar("T")
 
 
-def encode(event: AuditEvent, received_ms: int, default_author: AuditAuthor) -> NewEvent:
-    """Everything the store needs, computed outside the writer's lock.
+def encode(event: AuditEvent, received_ms: int, default_author: AuditAuthor, *,
+           canonical: bool = False) -> NewEvent:
+    """Everything the store needs, computed outside the writer's lock; with ``canonical``,
+    the canonical bytes hashed as far as the id (the store finishes the leaf digest).
 
     The fingerprint covers what the producer sent (before defaults), so a retry of an event
     without a timestamp still matches the stored one.
@@ -27,7 +29,12 @@ def encode(event: AuditEvent, received_ms: int, default_author: AuditAuthor) -> 
         timestamp_ms, timestamp = received_ms, format_iso(received_ms)
     else:
         timestamp_ms, timestamp = ms_and_iso(event.timestamp)
-    doc = rest_document(event, timestamp, author)
+    digest: CanonicalDigest | None = None
+    if canonical:
+        doc, parts = rest_document_and_canonical(event, timestamp, timestamp_ms, author)
+        digest = CanonicalDigest(parts)
+    else:
+        doc = rest_document(event, timestamp, author)
     fingerprint = None
     if event.uid is not None:
         # What the producer sent, without defaults. Documents order keys and items
@@ -35,7 +42,8 @@ def encode(event: AuditEvent, received_ms: int, default_author: AuditAuthor) -> 
         as_sent = doc if event.timestamp is not None and event.author is not None else \
             rest_document(event, None if event.timestamp is None else timestamp, event.author)
         fingerprint = hashlib.sha256(as_sent).digest()
-    return NewEvent(event, timestamp_ms, author, fingerprint, doc, search_text(event, author))
+    return NewEvent(event, timestamp_ms, author, fingerprint, doc, search_text(event, author),
+                    digest)
 
 
 def search_text(event: AuditEvent, author: AuditAuthor | None = None) -> str:

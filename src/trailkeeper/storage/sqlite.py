@@ -26,6 +26,7 @@ import orjson
 from trailkeeper.alerts.model import AlertQuery, AlertRecord, NewAlert
 from trailkeeper.errors import ConfigurationError, ConflictError, StorageError
 from trailkeeper.integrity.tree import Tile
+from trailkeeper.model.document import CanonicalDigest
 from trailkeeper.query.ast import MatchAll, Node
 from trailkeeper.query.compile import SQLITE, compile_where, contains_pattern
 from trailkeeper.query.plan import (
@@ -52,6 +53,7 @@ from trailkeeper.storage.base import (
     Grant,
     GroupRecord,
     JobRun,
+    LeafRow,
     NewEvent,
     RowPage,
     SessionRecord,
@@ -79,7 +81,7 @@ _WAL_RESTART_PAGES = 100_000  # about 400 MB of WAL
 
 _EVENT_COLUMNS = (
     "events (id, ts, area, level, category, action, author_id, author_name, source, method,"
-    " node, system, uid, doc)"
+    " node, system, uid, doc, leaf_digest)"
 )
 # sqlite3 binds only exact ints, floats, strs and bytearrays directly; anything else (None,
 # bytes, the enums' str subclasses) goes through its adapter lookup, which costs five times
@@ -87,7 +89,8 @@ _EVENT_COLUMNS = (
 # strings otherwise) and the document as a bytearray; `_Rows.of` prepares them. (nullif
 # once in the SELECT rather than in every VALUES row halves the statements' parsing.)
 _EVENT_VALUES = ", ".join([*(f"column{n}" for n in range(1, 9)),
-                           *(f"nullif(column{n}, 0)" for n in range(9, 14)), "column14"])
+                           *(f"nullif(column{n}, 0)" for n in range(9, 14)), "column14",
+                           "nullif(column15, 0)"])
 # Parameters per multi-row INSERT. executemany() would release and re-take the GIL once per
 # row; with other threads busy in Python each re-take waits up to the 5 ms switch interval,
 # so one statement carries many rows and the whole step runs without the GIL.
@@ -238,7 +241,7 @@ class SqliteStorage:
                 else _Rows.of(item.fresh())
             group.extend(rows, item.first_id)
             catalogue.merge(item.batch.catalogue)
-        _insert_padded(con, _EVENT_COLUMNS, 14, group.events, _EVENT_VALUES, "column1 > 0")
+        _insert_padded(con, _EVENT_COLUMNS, 15, group.events, _EVENT_VALUES, "column1 > 0")
         _insert_padded(con, "event_objects", 6, group.objects, "*", "column4 > 0")
         _insert_padded(con, "event_uids", 3, group.uids, "*", "column2 > 0")
         if group.texts:
@@ -426,6 +429,13 @@ class SqliteStorage:
         with self._reader() as con:
             row = con.execute(f"SELECT max(e.id) FROM events e WHERE {sql}", params).fetchone()
         return int(row[0] or 0)
+
+    def leaf_rows_after(self, last_id: int, limit: int) -> list[LeafRow]:
+        with self._reader() as con:
+            rows = con.execute("SELECT id, ts, action, leaf_digest, CASE WHEN leaf_digest IS NULL"
+                               " THEN doc END FROM events WHERE id > ? ORDER BY id LIMIT ?",
+                               (last_id, limit)).fetchall()
+        return [LeafRow(*r) for r in rows]
 
     def events_after(self, last_id: int, limit: int) -> list[StoredEvent]:
         with self._reader() as con:
@@ -882,10 +892,11 @@ class _Rows:
     writer's critical section does almost no Python work per event.
     """
 
-    __slots__ = ("events", "object_owner", "objects", "texts", "uid_owner", "uids")
+    __slots__ = ("digests", "events", "object_owner", "objects", "texts", "uid_owner", "uids")
 
     def __init__(self) -> None:
-        self.events: list[object] = []  # 14 per event, id first
+        self.events: list[object] = []  # 15 per event, id first, leaf digest last
+        self.digests: list[CanonicalDigest | None] = []  # 1 per event
         self.objects: list[object] = []  # 6 per object, event id fourth
         self.object_owner: list[int] = []  # the event (index in the batch) of each object
         self.uids: list[object] = []  # 3 per uid, event id second
@@ -904,7 +915,8 @@ class _Rows:
                 author.name, 0 if e.source is None else e.source,
                 0 if e.method is None else e.method, 0 if e.node is None else e.node,
                 0 if e.system is None else e.system, 0 if e.uid is None else e.uid,
-                bytearray(new.doc)))
+                bytearray(new.doc), 0))
+            rows.digests.append(new.canonical)
             for pos, (kind, oid, name) in object_keys(e):
                 objects.extend((kind, oid, ts, None, pos, name))
                 rows.object_owner.append(index)
@@ -918,7 +930,10 @@ class _Rows:
         """Append ``other``'s rows, its events numbered from ``first_id``."""
         count = len(other.texts)
         ids = range(first_id, first_id + count)
-        other.events[0::14] = ids
+        other.events[0::15] = ids
+        if any(other.digests):
+            other.events[14::15] = [0 if d is None else bytearray(d.digest(event_id))
+                                    for d, event_id in zip(other.digests, ids, strict=True)]
         other.objects[3::6] = [first_id + i for i in other.object_owner]
         other.uids[1::3] = [first_id + i for i in other.uid_owner]
         self.events += other.events

@@ -1,0 +1,106 @@
+"""Writers with integrity on store each event's leaf digest, computed from what they encoded:
+the tree built from them is the tree built from the stored documents, and events without one
+(written before, or by a writer with integrity off) are derived from their documents."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from tests.factories import event
+from tests.integrity.test_consumer import builder, leaves
+from trailkeeper.ingest.service import AuditService
+from trailkeeper.integrity import merkle
+from trailkeeper.metrics import Metrics
+from trailkeeper.model.document import CanonicalParts
+from trailkeeper.model.event import AuditAuthor
+from trailkeeper.storage.base import Storage
+
+
+def from_digests(metrics: Metrics) -> float:
+    return metrics.merkle_leaves_stored_digest._value.get()
+
+
+def built_root(storage: Storage) -> bytes:
+    latest = storage.checkpoint()
+    assert latest is not None
+    return latest.root
+
+
+def digests(storage: Storage) -> list[bytes | None]:
+    return [row.digest for row in storage.leaf_rows_after(0, 1_000_000)]
+
+
+def test_stored_digests_build_the_tree_the_stored_documents_build(
+        service: AuditService, tmp_path: Path) -> None:
+    """Events from both write paths (a batch and the in-process queue) carry their digest,
+    every one, and the signed root is that of the stored documents."""
+    service.digest_leaves()
+    service.submit([event(minutes=n) for n in range(700)], screen=False)
+    for n in range(300):
+        service.audit(event(minutes=1000 + n))
+    assert service.flush(30)
+    assert all(d is not None and len(d) == 32 for d in digests(service.storage))
+    metrics = Metrics()
+    consumer = builder(service, tmp_path, batch_size=250, metrics=metrics)
+    consumer.drain(checkpoint=True)
+    assert from_digests(metrics) == 1000
+    assert built_root(service.storage) == merkle.root(leaves(service.storage))
+
+
+def test_events_without_a_digest_are_derived_from_their_documents(
+        service: AuditService, tmp_path: Path) -> None:
+    """Events stored before digests were switched on, or by another writer without them,
+    are read whole and derived; the tree is the same."""
+    service.submit([event(minutes=n) for n in range(150)], screen=False)  # ids 1-150
+    service.digest_leaves()
+    service.submit([event(minutes=200 + n) for n in range(250)], screen=False)  # 151-400
+    other = AuditService(service.storage)  # another writer, integrity off
+    try:
+        other.submit([event(minutes=500 + n) for n in range(60)], screen=False)  # 401-460
+    finally:
+        other.close()
+    service.submit([event(minutes=600 + n) for n in range(40)], screen=False)  # 461-500
+    stored = digests(service.storage)
+    assert stored.count(None) == 210
+    metrics = Metrics()
+    consumer = builder(service, tmp_path, batch_size=7, metrics=metrics)  # batches mix both
+    consumer.drain(checkpoint=True)
+    assert from_digests(metrics) == 290
+    assert consumer.size == 500
+    assert built_root(service.storage) == merkle.root(leaves(service.storage))
+
+
+def test_a_retried_event_keeps_the_digest_of_what_was_stored(storage: Storage,
+                                                             tmp_path: Path) -> None:
+    """A retry of an event without a timestamp, received later, matches the stored event
+    by uid and stores nothing: the stored digest is that of the first receipt."""
+    now = [1_800_000_000_000]
+    service = AuditService(storage, clock=lambda: now[0])
+    try:
+        service.digest_leaves()
+        sent = dataclasses.replace(event(minutes=0), timestamp=None, uid="retried-1")
+        first = service.submit([sent], screen=False)
+        now[0] += 60_000
+        again = service.submit([event(minutes=1), sent, sent], screen=False)
+        assert again.ids[1] == again.ids[2] == first.ids[0] and again.created == 1
+        metrics = Metrics()
+        consumer = builder(service, tmp_path, batch_size=1, metrics=metrics)
+        consumer.drain(checkpoint=True)
+        assert from_digests(metrics) == 2
+        assert built_root(storage) == merkle.root(leaves(storage))
+    finally:
+        service.close()
+
+
+def test_encoders_compute_digests_only_when_asked(service: AuditService) -> None:
+    assert service.prepare([event()], AuditAuthor.SYSTEM).events[0].canonical is None
+    service.digest_leaves()
+    assert service.prepare([event()], AuditAuthor.SYSTEM).events[0].canonical is not None
+    service.digest_leaves(False)
+    assert service.prepare([event()], AuditAuthor.SYSTEM).events[0].canonical is None
+
+
+def test_canonical_parts_join_around_the_id() -> None:
+    parts = CanonicalParts(b'{"affectedObjects":[]', b'"version":"1.0"}')
+    assert parts.join(42) == b'{"affectedObjects":[],"id":42,"version":"1.0"}'
