@@ -52,9 +52,8 @@ CONSUMER = POSITION
 DEFAULT_BATCH = 5_000
 DEFAULT_EVERY_EVENTS = 10_000
 DEFAULT_EVERY_S = 60.0
-# What a leaf is: any event, or one of our own checkpoint or retention records.
-_EVENT, _CHECKPOINT, _RETENTION = 0, 1, 2
-_KIND_OF_ACTION = {record.ACTION: _CHECKPOINT, RETENTION_ACTION: _RETENTION}
+# A batch of nothing but our own checkpoint records does not call for another checkpoint.
+_CHECKPOINT_ONLY = frozenset({record.ACTION})
 
 
 def _now_ms() -> int:
@@ -166,7 +165,7 @@ class IntegrityConsumer:
             rows = self.storage.leaf_rows_after(self._last_id, self._batch_size)
             retention_run = self._append(rows)
             due = self._due(retention_run)
-            self._save(rows[-1].id if rows else self._last_id, due)
+            self._save(rows[-1][0] if rows else self._last_id, due)
         except BaseException:
             self._ready = False  # the tree in memory may be ahead of the store: reload
             raise
@@ -190,13 +189,15 @@ class IntegrityConsumer:
 
     def _append(self, rows: list[LeafRow]) -> bool:
         """Add the events' leaves; whether one of them records a retention run."""
-        self._tree.extend([_record_of(row) for row in rows])
-        self._metrics.merkle_leaves_stored_digest.inc(
-            sum(1 for r in rows if r.digest is not None))
-        kinds = [_KIND_OF_ACTION.get(r.action, _EVENT) for r in rows]
-        if any(kind != _CHECKPOINT for kind in kinds):
+        # (id, ts, action, digest, doc): see `Storage.leaf_rows_after`
+        records = [digest_record(r[0], r[1], r[3]) if r[3] is not None else _record_of_doc(r)
+                   for r in rows]
+        self._tree.extend(records)
+        self._metrics.merkle_leaves_stored_digest.inc(sum(1 for r in rows if r[3] is not None))
+        actions = {r[2] for r in rows}
+        if actions - _CHECKPOINT_ONLY:
             self._grew = True
-        return _RETENTION in kinds
+        return RETENTION_ACTION in actions
 
     def _due(self, retention_run: bool) -> bool:
         size = self._tree.size
@@ -278,10 +279,9 @@ class IntegrityConsumer:
         return latest or f"trailkeeper/{secrets.token_hex(4)}"
 
 
-def _record_of(row: LeafRow) -> bytes:
-    """An event's leaf record, from the digest its writer stored or else its document."""
-    if row.digest is not None:
-        return digest_record(row.id, row.timestamp_ms, row.digest)
-    if row.doc is None:  # the store's query asks for one or the other
-        raise StateError(f"event {row.id} came without leaf digest and without document")
-    return stored_record(row.id, row.timestamp_ms, row.doc)
+def _record_of_doc(row: LeafRow) -> bytes:
+    """The leaf record of an event stored without a leaf digest, from its document."""
+    event_id, ts, _, _, doc = row
+    if doc is None:  # the store's query asks for one or the other
+        raise StateError(f"event {event_id} came without leaf digest and document")
+    return stored_record(event_id, ts, doc)

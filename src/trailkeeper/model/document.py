@@ -34,7 +34,7 @@ from trailkeeper.model.event import (
 
 P = TypeVar("P", bound=Hashable)
 # A part's REST rendering and its canonical one (keys sorted; an author without its avatar).
-Rendered = tuple[orjson.Fragment, orjson.Fragment]
+Rendered = tuple[orjson.Fragment, bytes]
 
 # Parts are immutable and compared by value, so equal parts share one rendering. Bounded:
 # past the limit a cache starts over.
@@ -47,13 +47,13 @@ _TAIL_KEYS = ("method", "node", "source", "system", "uid")  # the ones that sort
 
 
 class CanonicalParts(NamedTuple):
-    """An event's canonical bytes without its id: ``head + b',"id":N,' + tail``."""
+    """An event's canonical bytes without its id: ``head + b',"id":N,' + tail[1:]``."""
 
     head: bytes  # ``{"affectedObjects":…,"extraAttributes":[…]`` — the keys before "id"
-    tail: bytes  # ``"method":…,"version":"1.0"}`` — the keys after it
+    tail: bytes  # ``{"method":…,"version":"1.0"}`` — an object of the keys after it
 
     def join(self, event_id: int) -> bytes:
-        return b'%s,"id":%d,%s' % (self.head, event_id, self.tail)
+        return b'%s,"id":%d,%s' % (self.head, event_id, self.tail[1:])
 
 
 class CanonicalDigest:
@@ -62,14 +62,15 @@ class CanonicalDigest:
 
     __slots__ = ("_head", "_tail")
 
-    def __init__(self, parts: CanonicalParts) -> None:
-        self._head = hashlib.sha256(parts.head)
-        self._tail = parts.tail
+    def __init__(self, head: bytes, tail: bytes) -> None:
+        """``head`` and ``tail`` as in `CanonicalParts`."""
+        self._head = hashlib.sha256(head)
+        self._tail = tail
 
     def digest(self, event_id: int) -> bytes:
         sha = self._head.copy()
         sha.update(b',"id":%d,' % event_id)
-        sha.update(self._tail)
+        sha.update(self._tail[1:])
         return sha.digest()
 
 
@@ -79,7 +80,7 @@ def _render(cache: dict[P, Rendered], part: P,
         cache.clear()
     rest = render(part)
     found = cache[part] = (orjson.Fragment(orjson.dumps(rest)),
-                           orjson.Fragment(orjson.dumps(_canonical_part(rest), option=_SORTED)))
+                           orjson.dumps(_canonical_part(rest), option=_SORTED))
     return found
 
 
@@ -102,13 +103,21 @@ def rest_document_and_canonical(event: AuditEvent, timestamp: str, timestamp_ms:
                                 author: AuditAuthor) -> tuple[bytes, CanonicalParts]:
     """`rest_document`, and the canonical bytes of the document it renders (for
     ``timestamp``, which is ``format_iso(timestamp_ms)``)."""
-    doc, canonical = _document(event, timestamp, author, timestamp_ms)
-    assert canonical is not None
-    return doc, canonical
+    doc, head, tail = _document(event, timestamp, author, timestamp_ms)
+    return doc, CanonicalParts(head, tail)
+
+
+def rest_document_and_digest(event: AuditEvent, timestamp: str, timestamp_ms: int,
+                             author: AuditAuthor) -> tuple[bytes, CanonicalDigest]:
+    """`rest_document_and_canonical`, the canonical bytes hashed as far as the id."""
+    doc, head, tail = _document(event, timestamp, author, timestamp_ms)
+    return doc, CanonicalDigest(head, tail)
 
 
 def _document(event: AuditEvent, timestamp: str | None, author: AuditAuthor | None,
-              timestamp_ms: int | None) -> tuple[bytes, CanonicalParts | None]:
+              timestamp_ms: int | None) -> tuple[bytes, bytes, bytes]:
+    """The document, and with ``timestamp_ms`` (and an author) the head and tail of the
+    canonical bytes (`CanonicalParts`); empty otherwise."""
     # Written out rather than in helpers and comprehensions: every call costs here.
     doc: dict[str, Any] = {}
     if event.uid is not None:
@@ -142,10 +151,15 @@ def _document(event: AuditEvent, timestamp: str | None, author: AuditAuthor | No
     doc["extraAttributes"] = (attributes_rest(event.extra_attributes)
                               if event.extra_attributes else [])
     if timestamp_ms is None or who is None:
-        return orjson.dumps(doc), None
-    head = {"affectedObjects": [found[1] for found in objects], "auditType": kind[1],
-            "author": who[1], "changedValues": doc["changedValues"],
-            "extraAttributes": doc["extraAttributes"]}
+        return orjson.dumps(doc), b"", b""
+    # The keys before "id", in order, joined from the parts' canonical renderings.
+    changes, attributes = doc["changedValues"], doc["extraAttributes"]
+    head = b"".join((
+        b'{"affectedObjects":[', b",".join([found[1] for found in objects]),
+        b'],"auditType":', kind[1], b',"author":', who[1],
+        b',"changedValues":', orjson.dumps(changes, option=_SORTED) if changes else b"[]",
+        b',"extraAttributes":',
+        orjson.dumps(attributes, option=_SORTED) if attributes else b"[]"))
     tail: dict[str, Any] = {
         "timestamp": {"epochSecond": timestamp_ms // 1000,
                       "nano": timestamp_ms % 1000 * 1_000_000},
@@ -155,5 +169,4 @@ def _document(event: AuditEvent, timestamp: str | None, author: AuditAuthor | No
         value = doc.get(key)
         if value is not None:
             tail[key] = value
-    return orjson.dumps(doc), CanonicalParts(orjson.dumps(head, option=_SORTED)[:-1],
-                                             orjson.dumps(tail, option=_SORTED)[1:])
+    return orjson.dumps(doc), head, orjson.dumps(tail, option=_SORTED)

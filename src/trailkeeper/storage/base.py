@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 import orjson
@@ -75,14 +75,10 @@ class AppendResult:
     rejected: list[ConflictError] = field(default_factory=list)
 
 
-class LeafRow(NamedTuple):
-    """What the tree builder reads of an event (`Storage.leaf_rows_after`)."""
-
-    id: int
-    timestamp_ms: int
-    action: str
-    digest: bytes | None  # SHA-256 of the canonical bytes, when the writer computed it
-    doc: bytes | None  # the document, only when there is no digest
+# What the tree builder reads of an event (`Storage.leaf_rows_after`): id, time, action, the
+# leaf digest its writer stored (SHA-256 of the canonical bytes) and, only when there is none,
+# the document. A plain tuple: the builder reads hundreds of thousands a second.
+LeafRow = tuple[int, int, str, bytes | None, bytes | None]
 
 
 @dataclass(frozen=True, slots=True)

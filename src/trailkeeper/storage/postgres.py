@@ -434,7 +434,7 @@ class PostgresStorage:
             rows = con.execute("SELECT id, ts, action, leaf_digest, CASE WHEN leaf_digest IS NULL"
                                " THEN doc END FROM events WHERE id > %s ORDER BY id LIMIT %s",
                                (last_id, limit), binary=True).fetchall()
-        return [LeafRow(*r) for r in rows]
+        return rows
 
     def events_after(self, last_id: int, limit: int) -> list[StoredEvent]:
         with self._reader() as con:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from trailkeeper.errors import ConflictError
-from trailkeeper.model.document import CanonicalDigest, rest_document, rest_document_and_canonical
+from trailkeeper.model.document import CanonicalDigest, rest_document, rest_document_and_digest
 from trailkeeper.model.event import AuditAuthor, AuditEvent
 from trailkeeper.model.timestamps import format_iso, ms_and_iso
 from trailkeeper.storage.base import AppendResult, NewEvent
@@ -31,8 +31,7 @@ def encode(event: AuditEvent, received_ms: int, default_author: AuditAuthor, *,
         timestamp_ms, timestamp = ms_and_iso(event.timestamp)
     digest: CanonicalDigest | None = None
     if canonical:
-        doc, parts = rest_document_and_canonical(event, timestamp, timestamp_ms, author)
-        digest = CanonicalDigest(parts)
+        doc, digest = rest_document_and_digest(event, timestamp, timestamp_ms, author)
     else:
         doc = rest_document(event, timestamp, author)
     fingerprint = None

@@ -435,7 +435,7 @@ class SqliteStorage:
             rows = con.execute("SELECT id, ts, action, leaf_digest, CASE WHEN leaf_digest IS NULL"
                                " THEN doc END FROM events WHERE id > ? ORDER BY id LIMIT ?",
                                (last_id, limit)).fetchall()
-        return [LeafRow(*r) for r in rows]
+        return rows
 
     def events_after(self, last_id: int, limit: int) -> list[StoredEvent]:
         with self._reader() as con:
