@@ -86,7 +86,7 @@ def main() -> None:
                 f" {run['build_cpu_us_per_event']} CPU µs/event; verified {run['verified']}")
 
     def median(mode: str, key: str) -> float:
-        return statistics.median(r[key] for r in runs if r["mode"] == mode)
+        return float(statistics.median(r[key] for r in runs if r["mode"] == mode))
 
     submit_delta = median("on", "submit_cpu_us_per_event") - median("off",
                                                                      "submit_cpu_us_per_event")

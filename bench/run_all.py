@@ -22,8 +22,8 @@ RESULTS_DIR = BENCH_DIR / "results"
 BENCHMARKS = ("ingest_http", "audit_call", "read_api", "search_export", "import_log",
               "export_writers", "auth_overhead", "delegated_read", "policy",
               "file_sink", "retention", "sigma_match", "sigma_correlation",
-              "detection_overhead", "forwarding", "integrity_ingest", "integrity_proofs",
-              "integrity_verify", "web_pages")
+              "detection_overhead", "forwarding", "integrity_ingest", "integrity_digests",
+              "integrity_proofs", "integrity_verify", "web_pages")
 
 
 def commands(args: Any) -> dict[str, list[str]]:
@@ -52,6 +52,7 @@ def commands(args: Any) -> dict[str, list[str]]:
         "detection_overhead": [*common, *served, "--events", str(args.ingest_events)],
         "forwarding": [*common],
         "integrity_ingest": [*common, *served, "--events", str(args.ingest_events)],
+        "integrity_digests": [*common, "--events", str(args.ingest_events)],
         "integrity_proofs": [*common, *served, "--leaves", str(args.proof_leaves)],
         "integrity_verify": [*common, "--events", str(args.events)],
         "web_pages": [*common, *served, "--events", str(args.events)],
