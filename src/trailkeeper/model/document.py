@@ -43,6 +43,7 @@ _types: dict[AuditType, Rendered] = {}
 _authors: dict[AuditAuthor, Rendered] = {}
 _objects: dict[AuditResource, Rendered] = {}
 _SORTED = orjson.OPT_SORT_KEYS
+_TAIL_KEYS = ("method", "node", "source", "system", "uid")  # the document's, sorting after "id"
 
 
 class CanonicalParts(NamedTuple):
@@ -160,19 +161,8 @@ def _document(event: AuditEvent, timestamp: str | None, author: AuditAuthor | No
         b',"extraAttributes":',
         orjson.dumps(attributes, option=_SORTED) if attributes else b"[]"))
     # The keys after it (sorted as it is dumped): the event's own strings, time, version.
-    tail: dict[str, Any] = {
-        "timestamp": {"epochSecond": timestamp_ms // 1000,
-                      "nano": timestamp_ms % 1000 * 1_000_000},
-        "version": "1.0",
-    }
-    if event.uid is not None:
-        tail["uid"] = event.uid
-    if event.source is not None:
-        tail["source"] = event.source
-    if event.system is not None:
-        tail["system"] = event.system
-    if event.node is not None:
-        tail["node"] = event.node
-    if event.method is not None:
-        tail["method"] = event.method
+    tail = {key: value for key in _TAIL_KEYS if (value := doc.get(key)) is not None}
+    tail["timestamp"] = {"epochSecond": timestamp_ms // 1000,
+                         "nano": timestamp_ms % 1000 * 1_000_000}
+    tail["version"] = "1.0"
     return orjson.dumps(doc), head, orjson.dumps(tail, option=_SORTED)
