@@ -104,3 +104,24 @@ def test_encoders_compute_digests_only_when_asked(service: AuditService) -> None
 def test_canonical_parts_join_around_the_id() -> None:
     parts = CanonicalParts(b'{"affectedObjects":[]', b'{"version":"1.0"}')
     assert parts.join(42) == b'{"affectedObjects":[],"id":42,"version":"1.0"}'
+
+
+def test_one_commit_may_hold_batches_with_and_without_digests(
+        service: AuditService, tmp_path: Path) -> None:
+    plain = service.prepare([event(minutes=n) for n in range(30)], AuditAuthor.SYSTEM,
+                            screen=False)
+    service.digest_leaves()
+    digested = service.prepare([event(minutes=100 + n) for n in range(40)],
+                               AuditAuthor.SYSTEM, screen=False)
+    later = service.prepare([event(minutes=200 + n) for n in range(20)], AuditAuthor.SYSTEM,
+                            screen=False)
+    service.digest_leaves(False)
+    last = service.prepare([event(minutes=300 + n) for n in range(10)], AuditAuthor.SYSTEM,
+                           screen=False)
+    service.storage.append([plain, digested, later, last])
+    stored = digests(service.storage)
+    assert [d is not None for d in stored] == [False] * 30 + [True] * 60 + [False] * 10
+    metrics = Metrics()
+    builder(service, tmp_path, metrics=metrics).drain(checkpoint=True)
+    assert from_digests(metrics) == 60
+    assert built_root(service.storage) == merkle.root(leaves(service.storage))

@@ -81,7 +81,7 @@ _WAL_RESTART_PAGES = 100_000  # about 400 MB of WAL
 
 _EVENT_COLUMNS = (
     "events (id, ts, area, level, category, action, author_id, author_name, source, method,"
-    " node, system, uid, doc, leaf_digest)"
+    " node, system, uid, doc)"
 )
 # sqlite3 binds only exact ints, floats, strs and bytearrays directly; anything else (None,
 # bytes, the enums' str subclasses) goes through its adapter lookup, which costs five times
@@ -89,8 +89,11 @@ _EVENT_COLUMNS = (
 # strings otherwise) and the document as a bytearray; `_Rows.of` prepares them. (nullif
 # once in the SELECT rather than in every VALUES row halves the statements' parsing.)
 _EVENT_VALUES = ", ".join([*(f"column{n}" for n in range(1, 9)),
-                           *(f"nullif(column{n}, 0)" for n in range(9, 14)), "column14",
-                           "nullif(column15, 0)"])
+                           *(f"nullif(column{n}, 0)" for n in range(9, 14)), "column14"])
+# A group with Merkle leaf digests (writers with integrity on) has one more column; a group
+# without them keeps the narrower statement.
+_DIGESTED_COLUMNS = _EVENT_COLUMNS[:-1] + ", leaf_digest)"
+_DIGESTED_VALUES = _EVENT_VALUES + ", nullif(column15, 0)"
 # Parameters per multi-row INSERT. executemany() would release and re-take the GIL once per
 # row; with other threads busy in Python each re-take waits up to the 5 ms switch interval,
 # so one statement carries many rows and the whole step runs without the GIL.
@@ -241,7 +244,11 @@ class SqliteStorage:
                 else _Rows.of(item.fresh())
             group.extend(rows, item.first_id)
             catalogue.merge(item.batch.catalogue)
-        _insert_padded(con, _EVENT_COLUMNS, 15, group.events, _EVENT_VALUES, "column1 > 0")
+        if group.digested:
+            _insert_padded(con, _DIGESTED_COLUMNS, 15, group.with_digests(), _DIGESTED_VALUES,
+                           "column1 > 0")
+        else:
+            _insert_padded(con, _EVENT_COLUMNS, 14, group.events, _EVENT_VALUES, "column1 > 0")
         _insert_padded(con, "event_objects", 6, group.objects, "*", "column4 > 0")
         _insert_padded(con, "event_uids", 3, group.uids, "*", "column2 > 0")
         if group.texts:
@@ -892,11 +899,14 @@ class _Rows:
     writer's critical section does almost no Python work per event.
     """
 
-    __slots__ = ("digests", "events", "object_owner", "objects", "texts", "uid_owner", "uids")
+    __slots__ = ("digested", "digests", "events", "leaves", "object_owner", "objects", "texts",
+                 "uid_owner", "uids")
 
     def __init__(self) -> None:
-        self.events: list[object] = []  # 15 per event, id first, leaf digest last
-        self.digests: list[CanonicalDigest | None] = []  # 1 per event
+        self.events: list[object] = []  # 14 per event, id first
+        self.digests: list[CanonicalDigest | None] = []  # 1 per event, to finish
+        self.leaves: list[object] = []  # 1 per event: its leaf digest, or 0 (`extend`)
+        self.digested = False  # whether any event has a leaf digest
         self.objects: list[object] = []  # 6 per object, event id fourth
         self.object_owner: list[int] = []  # the event (index in the batch) of each object
         self.uids: list[object] = []  # 3 per uid, event id second
@@ -915,7 +925,7 @@ class _Rows:
                 author.name, 0 if e.source is None else e.source,
                 0 if e.method is None else e.method, 0 if e.node is None else e.node,
                 0 if e.system is None else e.system, 0 if e.uid is None else e.uid,
-                bytearray(new.doc), 0))
+                bytearray(new.doc)))
             rows.digests.append(new.canonical)
             for pos, (kind, oid, name) in object_keys(e):
                 objects.extend((kind, oid, ts, None, pos, name))
@@ -930,16 +940,29 @@ class _Rows:
         """Append ``other``'s rows, its events numbered from ``first_id``."""
         count = len(other.texts)
         ids = range(first_id, first_id + count)
-        other.events[0::15] = ids
-        if any(other.digests):
-            other.events[14::15] = [0 if d is None else bytearray(d.digest(event_id))
-                                    for d, event_id in zip(other.digests, ids, strict=True)]
+        other.events[0::14] = ids
+        if any(other.digests):  # finished now that the ids are known
+            self.leaves += [0 if d is None else bytearray(d.digest(event_id))
+                            for d, event_id in zip(other.digests, ids, strict=True)]
+            self.digested = True
+        else:
+            self.leaves += [0] * count
         other.objects[3::6] = [first_id + i for i in other.object_owner]
         other.uids[1::3] = [first_id + i for i in other.uid_owner]
         self.events += other.events
         self.objects += other.objects
         self.uids += other.uids
         self.texts += other.texts
+
+    def with_digests(self) -> list[object]:
+        """The events' parameters with each one's leaf digest after its 14 (slice
+        assignments: this runs in the critical section)."""
+        events, count = self.events, len(self.texts)
+        out: list[object] = [0] * (count * 15)
+        for column in range(14):
+            out[column::15] = events[column::14]
+        out[14::15] = self.leaves
+        return out
 
 
 def _run(con: sqlite3.Connection) -> dialect.Run:
