@@ -5,12 +5,11 @@ them together), at a third of the cost on the ingest path: a producer repeats a 
 types, authors and objects over millions of events, so their JSON is rendered once and
 reused as an `orjson.Fragment`; the event's own values are rendered each time.
 
-`canonical_parts` renders the event's canonical bytes (`trailkeeper.integrity.canonical`)
-the same way, split where the id goes: the store assigns ids later. Hashed up to the id
-(`CanonicalDigest`), they let the store keep each event's Merkle leaf digest for the cost of
-hashing the id and a short tail, which spares the tree's builder reading the document back
-and re-encoding it (a property test holds the two ways together). Only writers with
-integrity on render them; the plain document's path is untouched.
+`rest_document_and_canonical` renders, from the same parts, the event's canonical bytes
+(`trailkeeper.integrity.canonical`) as well, split where the id goes: the store assigns ids
+later. Hashed up to the id (`CanonicalDigest`), they let the store keep each event's Merkle
+leaf digest for the cost of hashing the id and a short tail, which spares the tree's builder
+reading the document back and re-encoding it (a property test holds the two ways together).
 """
 
 from __future__ import annotations
@@ -34,19 +33,17 @@ from trailkeeper.model.event import (
 )
 
 P = TypeVar("P", bound=Hashable)
+# A part's REST rendering and its canonical one (keys sorted; an author without its avatar).
+Rendered = tuple[orjson.Fragment, bytes]
 
 # Parts are immutable and compared by value, so equal parts share one rendering. Bounded:
 # past the limit a cache starts over.
 _CACHE_LIMIT = 20_000
-_types: dict[AuditType, orjson.Fragment] = {}
-_authors: dict[AuditAuthor, orjson.Fragment] = {}
-_objects: dict[AuditResource, orjson.Fragment] = {}
-# The same parts in canonical form: keys sorted, an author without its avatar.
-_canonical_types: dict[AuditType, bytes] = {}
-_canonical_authors: dict[AuditAuthor, bytes] = {}
-_canonical_objects: dict[AuditResource, bytes] = {}
+_types: dict[AuditType, Rendered] = {}
+_authors: dict[AuditAuthor, Rendered] = {}
+_objects: dict[AuditResource, Rendered] = {}
 _SORTED = orjson.OPT_SORT_KEYS
-_TAIL_KEYS = ("method", "node", "source", "system", "uid")  # the ones that sort after "id"
+_TAIL_KEYS = ("method", "node", "source", "system", "uid")  # the document's, sorting after "id"
 
 
 class CanonicalParts(NamedTuple):
@@ -65,9 +62,10 @@ class CanonicalDigest:
 
     __slots__ = ("_head", "_tail")
 
-    def __init__(self, parts: CanonicalParts) -> None:
-        self._head = hashlib.sha256(parts.head)
-        self._tail = parts.tail
+    def __init__(self, head: bytes, tail: bytes) -> None:
+        """``head`` and ``tail`` as in `CanonicalParts`."""
+        self._head = hashlib.sha256(head)
+        self._tail = tail
 
     def digest(self, event_id: int) -> bytes:
         sha = self._head.copy()
@@ -76,12 +74,21 @@ class CanonicalDigest:
         return sha.digest()
 
 
-def _render(cache: dict[P, orjson.Fragment], part: P,
-            render: Callable[[P], dict[str, Any]]) -> orjson.Fragment:
+def _render(cache: dict[P, Rendered], part: P,
+            render: Callable[[P], dict[str, Any]]) -> Rendered:
     if len(cache) >= _CACHE_LIMIT:
         cache.clear()
-    found = cache[part] = orjson.Fragment(orjson.dumps(render(part)))
+    rest = render(part)
+    found = cache[part] = (orjson.Fragment(orjson.dumps(rest)),
+                           orjson.dumps(_canonical_part(rest), option=_SORTED))
     return found
+
+
+def _canonical_part(rest: dict[str, Any]) -> dict[str, Any]:
+    """An author's canonical form leaves out ``avatarUri`` and an empty ``uri``; types and
+    objects are as in REST."""
+    return {key: value for key, value in rest.items()
+            if key != "avatarUri" and not (key == "uri" and not value)}
 
 
 def rest_document(event: AuditEvent, timestamp: str | None,
@@ -89,22 +96,49 @@ def rest_document(event: AuditEvent, timestamp: str | None,
     """The event's REST document (without ``id``) with this timestamp (`format_iso`'s
     text) and author: its own, or the defaults the store fills in, or None to leave them
     out."""
+    return _document(event, timestamp, author, None)[0]
+
+
+def rest_document_and_canonical(event: AuditEvent, timestamp: str, timestamp_ms: int,
+                                author: AuditAuthor) -> tuple[bytes, CanonicalParts]:
+    """`rest_document`, and the canonical bytes of the document it renders (for
+    ``timestamp``, which is ``format_iso(timestamp_ms)``)."""
+    doc, head, tail = _document(event, timestamp, author, timestamp_ms)
+    return doc, CanonicalParts(head, tail)
+
+
+def rest_document_and_digest(event: AuditEvent, timestamp: str, timestamp_ms: int,
+                             author: AuditAuthor) -> tuple[bytes, CanonicalDigest]:
+    """`rest_document_and_canonical`, the canonical bytes hashed as far as the id."""
+    doc, head, tail = _document(event, timestamp, author, timestamp_ms)
+    return doc, CanonicalDigest(head, tail)
+
+
+def _document(event: AuditEvent, timestamp: str | None, author: AuditAuthor | None,
+              timestamp_ms: int | None) -> tuple[bytes, bytes, bytes]:
+    """The document, and with ``timestamp_ms`` (and an author) the head and tail of the
+    canonical bytes (`CanonicalParts`); empty otherwise."""
     # Written out rather than in helpers and comprehensions: every call costs here.
     doc: dict[str, Any] = {}
     if event.uid is not None:
         doc["uid"] = event.uid
     if timestamp is not None:
         doc["timestamp"] = timestamp
+    who = None
     if author is not None:
-        found = _authors.get(author)
-        doc["author"] = _render(_authors, author, author_rest) if found is None else found
+        who = _authors.get(author)
+        if who is None:
+            who = _render(_authors, author, author_rest)
+        doc["author"] = who[0]
     kind = _types.get(event.type)
-    doc["type"] = _render(_types, event.type, type_rest) if kind is None else kind
+    if kind is None:
+        kind = _render(_types, event.type, type_rest)
+    doc["type"] = kind[0]
     objects = []
     for r in event.affected_objects:
         found = _objects.get(r)
         objects.append(_render(_objects, r, resource_rest) if found is None else found)
-    doc["affectedObjects"] = objects
+    doc["affectedObjects"] = [found[0] for found in objects]
     doc["changedValues"] = changes_rest(event.changed_values) if event.changed_values else []
     if event.source is not None:
         doc["source"] = event.source
@@ -116,46 +150,19 @@ def rest_document(event: AuditEvent, timestamp: str | None,
         doc["method"] = event.method
     doc["extraAttributes"] = (attributes_rest(event.extra_attributes)
                               if event.extra_attributes else [])
-    return orjson.dumps(doc)
-
-
-def canonical_parts(event: AuditEvent, timestamp_ms: int,
-                    author: AuditAuthor) -> CanonicalParts:
-    """The canonical bytes of the document `rest_document` renders for this time (as
-    ``format_iso(timestamp_ms)``) and author, but for the id."""
-    who = _canonical_authors.get(author)
-    if who is None:
-        who = _render_canonical(_canonical_authors, author, author_rest)
-    kind = _canonical_types.get(event.type)
-    if kind is None:
-        kind = _render_canonical(_canonical_types, event.type, type_rest)
-    objects = []
-    for r in event.affected_objects:
-        found = _canonical_objects.get(r)
-        objects.append(_render_canonical(_canonical_objects, r, resource_rest)
-                       if found is None else found)
-    changes, attributes = event.changed_values, event.extra_attributes
+    if timestamp_ms is None or who is None:
+        return orjson.dumps(doc), b"", b""
+    # The keys before "id", in order, joined from the parts' canonical renderings.
+    changes, attributes = doc["changedValues"], doc["extraAttributes"]
     head = b"".join((
-        b'{"affectedObjects":[', b",".join(objects), b'],"auditType":', kind,
-        b',"author":', who,
-        b',"changedValues":',
-        orjson.dumps(changes_rest(changes), option=_SORTED) if changes else b"[]",
+        b'{"affectedObjects":[', b",".join([found[1] for found in objects]),
+        b'],"auditType":', kind[1], b',"author":', who[1],
+        b',"changedValues":', orjson.dumps(changes, option=_SORTED) if changes else b"[]",
         b',"extraAttributes":',
-        orjson.dumps(attributes_rest(attributes), option=_SORTED) if attributes else b"[]"))
-    tail = {key: value for key in _TAIL_KEYS if (value := getattr(event, key)) is not None}
+        orjson.dumps(attributes, option=_SORTED) if attributes else b"[]"))
+    # The keys after it (sorted as it is dumped): the event's own strings, time, version.
+    tail = {key: value for key in _TAIL_KEYS if (value := doc.get(key)) is not None}
     tail["timestamp"] = {"epochSecond": timestamp_ms // 1000,
                          "nano": timestamp_ms % 1000 * 1_000_000}
     tail["version"] = "1.0"
-    return CanonicalParts(head, orjson.dumps(tail, option=_SORTED))
-
-
-def _render_canonical(cache: dict[P, bytes], part: P,
-                      render: Callable[[P], dict[str, Any]]) -> bytes:
-    """A part's canonical rendering: its REST one with keys sorted, an author without
-    ``avatarUri`` and without an empty ``uri``."""
-    if len(cache) >= _CACHE_LIMIT:
-        cache.clear()
-    found = cache[part] = orjson.dumps(
-        {key: value for key, value in render(part).items()
-         if key != "avatarUri" and not (key == "uri" and not value)}, option=_SORTED)
-    return found
+    return orjson.dumps(doc), head, orjson.dumps(tail, option=_SORTED)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from trailkeeper.errors import ConflictError
-from trailkeeper.model.document import CanonicalDigest, canonical_parts, rest_document
+from trailkeeper.model.document import CanonicalDigest, rest_document, rest_document_and_digest
 from trailkeeper.model.event import AuditAuthor, AuditEvent
 from trailkeeper.model.timestamps import format_iso, ms_and_iso
 from trailkeeper.storage.base import AppendResult, NewEvent
@@ -29,8 +29,11 @@ def encode(event: AuditEvent, received_ms: int, default_author: AuditAuthor, *,
         timestamp_ms, timestamp = received_ms, format_iso(received_ms)
     else:
         timestamp_ms, timestamp = ms_and_iso(event.timestamp)
-    doc = rest_document(event, timestamp, author)
-    digest = CanonicalDigest(canonical_parts(event, timestamp_ms, author)) if canonical else None
+    digest: CanonicalDigest | None = None
+    if canonical:
+        doc, digest = rest_document_and_digest(event, timestamp, timestamp_ms, author)
+    else:
+        doc = rest_document(event, timestamp, author)
     fingerprint = None
     if event.uid is not None:
         # What the producer sent, without defaults. Documents order keys and items
