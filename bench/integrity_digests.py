@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import itertools
 import statistics
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from benchlib import emit, fresh_store, log, machine, parser, scratch_dir
+from benchlib import emit, fresh_store, log, machine, parser
 
 from trailkeeper.demo import demo_events
 from trailkeeper.ingest.service import AuditService
@@ -78,8 +79,9 @@ def main() -> None:
     for round_ in range(args.rounds):
         for mode in MODES if round_ % 2 == 0 else MODES[::-1]:
             label = f"digests_{mode}_{round_}"
-            with fresh_store(args.backend, args.pg_url, label, keep=args.keep) as url:
-                run = one_run(url, events, args.batch, mode == "on", scratch_dir(label + "_key"))
+            with fresh_store(args.backend, args.pg_url, label, keep=args.keep) as url, \
+                    tempfile.TemporaryDirectory(prefix="trailkeeper-bench-key-") as keys:
+                run = one_run(url, events, args.batch, mode == "on", Path(keys))
             runs.append(run)
             log(f"round {round_} digests {mode}: submit {run['submit_cpu_us_per_event']} CPU"
                 f" µs/event; build {run['build_events_per_s']:,}/s,"
