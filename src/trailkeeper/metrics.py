@@ -107,10 +107,6 @@ class Metrics:
             "trailkeeper_merkle_leaves_stored_digest",
             "Events added to the Merkle tree by the leaf digest their writer stored (the"
             " others' are derived from their documents)", registry=r)
-        self.merkle_leaves_handed = Counter(
-            "trailkeeper_merkle_leaves_handed",
-            "Events added to the Merkle tree from the canonical bytes their writer rendered"
-            " (the others were read from the store)", registry=r)
         self.checkpoints_signed = Counter(
             "trailkeeper_checkpoints_signed", "Signed checkpoints of the Merkle tree",
             registry=r)
