@@ -125,3 +125,18 @@ def test_one_commit_may_hold_batches_with_and_without_digests(
     builder(service, tmp_path, metrics=metrics).drain(checkpoint=True)
     assert from_digests(metrics) == 60
     assert built_root(service.storage) == merkle.root(leaves(service.storage))
+
+
+def test_the_builder_reads_which_events_have_its_marked_actions(service: AuditService) -> None:
+    """`leaf_rows_after` marks an event whose action is one of those asked for with its
+    place among them (from 1), every other one with 0, in id order from after the id."""
+    actions = ["Repository created", "Audit Log checkpoint signed", "User logged in",
+               "Audit Log retention run", "Repository created"]
+    service.submit([event(action, minutes=n) for n, action in enumerate(actions)],
+                   screen=False)
+    storage = service.storage
+    marked = ("Audit Log checkpoint signed", "Audit Log retention run")
+    assert [(row[0], row[2]) for row in storage.leaf_rows_after(0, 10, marked)] == [
+        (1, 0), (2, 1), (3, 0), (4, 2), (5, 0)]
+    assert [row[2] for row in storage.leaf_rows_after(2, 2, marked)] == [0, 2]
+    assert [row[2] for row in storage.leaf_rows_after(0, 10)] == [0] * 5

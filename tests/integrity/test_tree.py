@@ -167,3 +167,26 @@ def test_the_tiles_a_proof_needs_are_known_before_reading_any(n: int, data: st.D
     preloaded = StoredTree(lambda level, tile: pytest.fail("a tile was read twice"))
     preloaded.load(store.tiles[key] for key in wanted)
     assert compute(preloaded) == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 1300), st.lists(st.integers(1, 700), min_size=1, max_size=8))
+def test_extending_in_runs_saves_the_tiles_appending_one_by_one_saves(
+        n: int, runs: list[int]) -> None:
+    """Runs of any length, starting and ending anywhere in a tile (the builder's batches),
+    leave the tree and its saved tiles as appending the same leaves one at a time."""
+    leaves = records(n)
+    one_by_one, by_runs = Store(), Store()
+    single, runner = TreeBuilder(), TreeBuilder()
+    for record in leaves:
+        single.append(record)
+    one_by_one.save(single.take_dirty())
+    start, turn = 0, 0
+    while start < n:
+        run = runs[turn % len(runs)]
+        runner.extend(iter(leaves[start:start + run]))  # any iterable
+        by_runs.save(runner.take_dirty())
+        start, turn = start + run, turn + 1
+    assert by_runs.tiles == one_by_one.tiles
+    assert runner.size == single.size == n
+    assert runner.root() == single.root() == merkle.root([merkle.leaf_hash(r) for r in leaves])

@@ -173,23 +173,16 @@ class TreeBuilder:
         self.extend((record,))
 
     def extend(self, records: Iterable[bytes]) -> None:
-        """Add the next leaves. `CompactRange.append` inlined: this is the builder's and the
-        file verifier's per-event path."""
-        compact = self._range
-        hashes = compact.hashes
+        """Add the next leaves: the builder's per-event path, so the records go into their
+        tiles by slices and the leaves are hashed in one comprehension before the nodes
+        (`CompactRange.append` inlined)."""
+        records = list(records)
+        start = self._range.size
+        self._fill_leaf_tiles(start, records)
+        hashes = self._range.hashes
         sha256 = hashlib.sha256
-        edges = self._edges
-        for record in records:
-            index = compact.size
-            leaves = edges[0]
-            if leaves.index != index >> TILE_HEIGHT:
-                leaves = edges[0] = _Edge(0, index >> TILE_HEIGHT)
-            leaves.entries.append(record)
-            leaves.dirty = True
-            if len(leaves.entries) == TILE_WIDTH:  # saved before the next one replaces it
-                self._full.append(leaves.tile())
-                leaves.dirty = False
-            h = sha256(b"\x00" + record).digest()
+        index = start
+        for h in [sha256(b"\x00" + record).digest() for record in records]:
             height = 0
             while index >> height & 1:  # a complete subtree of this height waits on the left
                 h = sha256(b"\x01" + hashes.pop() + h).digest()
@@ -197,7 +190,24 @@ class TreeBuilder:
                 if height % TILE_HEIGHT == 0:
                     self._add_entry(height // TILE_HEIGHT, index >> height, h)
             hashes.append(h)
-            compact.size = index + 1
+            index += 1
+        self._range.size = index
+
+    def _fill_leaf_tiles(self, start: int, records: list[bytes]) -> None:
+        """Put leaves ``start``… (their records) into the level-0 tiles."""
+        done = 0
+        while done < len(records):
+            index = start + done
+            leaves = self._edges[0]
+            if leaves.index != index >> TILE_HEIGHT:
+                leaves = self._edges[0] = _Edge(0, index >> TILE_HEIGHT)
+            room = TILE_WIDTH - (index & (TILE_WIDTH - 1))
+            leaves.entries += records[done:done + room]
+            done += room
+            leaves.dirty = True
+            if len(leaves.entries) == TILE_WIDTH:  # saved before the next one replaces it
+                self._full.append(leaves.tile())
+                leaves.dirty = False
 
     def _add_entry(self, level: int, entry_index: int, entry: bytes) -> None:
         if level == len(self._edges):

@@ -60,17 +60,17 @@ class CanonicalDigest:
     """SHA-256 of an event's canonical bytes, hashed as far as its id: `digest` finishes it
     for the id the store assigns (as often as asked: a failed commit is retried)."""
 
-    __slots__ = ("_head", "_tail")
+    __slots__ = ("_head", "_rest")
 
     def __init__(self, head: bytes, tail: bytes) -> None:
         """``head`` and ``tail`` as in `CanonicalParts`."""
-        self._head = hashlib.sha256(head)
-        self._tail = tail
+        self._head = hashlib.sha256(head + b',"id":')
+        self._rest = tail[1:]
 
     def digest(self, event_id: int) -> bytes:
+        # One update of the id and the rest: this runs under the store's write lock.
         sha = self._head.copy()
-        sha.update(b',"id":%d,' % event_id)
-        sha.update(self._tail[1:])
+        sha.update(b"%d,%s" % (event_id, self._rest))
         return sha.digest()
 
 

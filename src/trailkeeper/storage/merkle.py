@@ -8,6 +8,7 @@ both believed they held the lease cannot interleave their leaves.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,16 @@ class CheckpointRecord:
 
 
 _CHECKPOINT_COLUMNS = "size, root, last_id, created_ms, origin, note, compact_range"
+
+
+@functools.lru_cache(maxsize=8)
+def leaf_rows_query(dialect: Dialect, marks: int) -> str:
+    """`Storage.leaf_rows_after`'s statement with ``marks`` marked actions; its parameters
+    are those actions, the last id read and the limit."""
+    mark = ("CASE action " + " ".join(f"WHEN ? THEN {i}" for i in range(1, marks + 1))
+            + " ELSE 0 END") if marks else "0"
+    return dialect.sql(f"SELECT id, ts, {mark}, leaf_digest, CASE WHEN leaf_digest IS NULL"
+                       " THEN doc END FROM events WHERE id > ? ORDER BY id LIMIT ?")
 
 
 def _checkpoint(row: Sequence[Any]) -> CheckpointRecord:

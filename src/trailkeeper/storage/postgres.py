@@ -429,11 +429,11 @@ class PostgresStorage:
         sql, params = compile_where(where or MatchAll(), POSTGRES)
         return int(self._one(f"SELECT max(e.id) FROM events e WHERE {sql}", params) or 0)
 
-    def leaf_rows_after(self, last_id: int, limit: int) -> list[LeafRow]:
+    def leaf_rows_after(self, last_id: int, limit: int,
+                        marked: Sequence[str] = ()) -> list[LeafRow]:
         with self._reader() as con:
-            rows = con.execute("SELECT id, ts, action, leaf_digest, CASE WHEN leaf_digest IS NULL"
-                               " THEN doc END FROM events WHERE id > %s ORDER BY id LIMIT %s",
-                               (last_id, limit), binary=True).fetchall()
+            rows = con.execute(merkle_rows.leaf_rows_query(dialect.POSTGRES, len(marked)),
+                               (*marked, last_id, limit), binary=True).fetchall()
         return rows
 
     def events_after(self, last_id: int, limit: int) -> list[StoredEvent]:

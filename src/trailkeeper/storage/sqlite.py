@@ -437,11 +437,11 @@ class SqliteStorage:
             row = con.execute(f"SELECT max(e.id) FROM events e WHERE {sql}", params).fetchone()
         return int(row[0] or 0)
 
-    def leaf_rows_after(self, last_id: int, limit: int) -> list[LeafRow]:
+    def leaf_rows_after(self, last_id: int, limit: int,
+                        marked: Sequence[str] = ()) -> list[LeafRow]:
         with self._reader() as con:
-            rows = con.execute("SELECT id, ts, action, leaf_digest, CASE WHEN leaf_digest IS NULL"
-                               " THEN doc END FROM events WHERE id > ? ORDER BY id LIMIT ?",
-                               (last_id, limit)).fetchall()
+            rows = con.execute(merkle_rows.leaf_rows_query(dialect.SQLITE, len(marked)),
+                               (*marked, last_id, limit)).fetchall()
         return rows
 
     def events_after(self, last_id: int, limit: int) -> list[StoredEvent]:
