@@ -219,14 +219,29 @@ def run(mode: str, args: Any, bodies: list[Any]) -> dict[str, Any]:
                 result["integrity_samples"] = len(sampler.samples)
                 result["integrity_sample_errors"] = sampler.errors
                 with server.client() as client:
-                    result.update({f"server_{k}": v for k, v in
-                                   commit_stats(client.get("/metrics").text).items()})
+                    metrics_text = client.get("/metrics").text
+                result.update({f"server_{k}": v for k, v in commit_stats(metrics_text).items()})
+                if mode == "on":
+                    result.update(builder_cpu(metrics_text))
             result.update(audit_store(db_url, home, result["events_acknowledged"],
                                       check_tree=mode == "on" and not args.no_check))
         return result
     finally:
         if not args.keep:
             shutil.rmtree(home, ignore_errors=True)
+
+
+def builder_cpu(metrics_text: str) -> dict[str, Any]:
+    """What the tree's builder spent, from its own thread's CPU clock (summed over the
+    server's workers): the part of the "on" server CPU that is hashing, measured in place."""
+    values = {name: float(value) for name, _, value in
+              (line.partition(" ") for line in metrics_text.splitlines())
+              if name in ("trailkeeper_merkle_build_cpu_seconds_total",
+                          "trailkeeper_merkle_leaves_total")}
+    leaves = values.get("trailkeeper_merkle_leaves_total", 0.0)
+    cpu = values.get("trailkeeper_merkle_build_cpu_seconds_total", 0.0)
+    return {"builder_cpu_s": round(cpu, 3),
+            "builder_cpu_us_per_event": round(cpu / leaves * 1e6, 2) if leaves else None}
 
 
 def slowdown(off: float, on: float) -> float:
@@ -272,6 +287,11 @@ def main() -> None:
                   for a, b in zip([r for r in runs if r["mode"] == "off"],
                                   [r for r in runs if r["mode"] == "on"], strict=True)]
     on_runs = [r for r in runs if r["mode"] == "on"]
+    # The load generator does the same work in every run, so its CPU time is a probe of how
+    # fast the shared machine was during that run (it varied by half between runs here);
+    # the server's CPU over it compares runs on slow and fast moments alike.
+    relative = {mode: [r["server_cpu_s"] / r["load_generator_cpu_s"] for r in runs
+                       if r["mode"] == mode and r["load_generator_cpu_s"] > 0] for mode in MODES}
     result: dict[str, Any] = {
         "benchmark": "integrity_ingest", "backend": args.backend, "events": args.events,
         "batch_events": args.batch, "clients": args.clients, "server_workers": args.workers,
@@ -291,6 +311,16 @@ def main() -> None:
             r["server_cpu_us_per_event"] for r in runs if r["mode"] == "off"),
         "server_cpu_us_per_event_on_median": statistics.median(
             r["server_cpu_us_per_event"] for r in on_runs),
+        # The builder's own CPU in the "on" servers: the hashing the writers do while
+        # encoding is not in it (bench/integrity_digests.py measures that part).
+        "builder_cpu_us_per_event": [r.get("builder_cpu_us_per_event") for r in on_runs],
+        "builder_cpu_us_per_event_median": statistics.median(
+            r.get("builder_cpu_us_per_event") or 0.0 for r in on_runs),
+        "server_cpu_over_load_generator_cpu": {
+            mode: [round(x, 1) for x in values] for mode, values in relative.items()},
+        "server_cpu_overhead_speed_corrected": round(
+            statistics.median(relative["on"]) / statistics.median(relative["off"]) - 1, 4)
+        if relative["on"] and relative["off"] else None,
         "lag_max_events": [r.get("lag_max_events") for r in on_runs],
         "lag_p50_events": [r.get("lag_p50_events") for r in on_runs],
         "lag_at_load_end_events": [r.get("lag_at_load_end_events") for r in on_runs],

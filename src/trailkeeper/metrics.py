@@ -107,6 +107,10 @@ class Metrics:
             "trailkeeper_merkle_leaves_stored_digest",
             "Events added to the Merkle tree by the leaf digest their writer stored (the"
             " others' are derived from their documents)", registry=r)
+        self.merkle_build_cpu = Counter(
+            "trailkeeper_merkle_build_cpu_seconds",
+            "CPU time the tree's builder spent reading, hashing and saving (its thread's)",
+            registry=r)
         self.checkpoints_signed = Counter(
             "trailkeeper_checkpoints_signed", "Signed checkpoints of the Merkle tree",
             registry=r)

@@ -45,6 +45,7 @@ def test_stored_digests_build_the_tree_the_stored_documents_build(
     consumer = builder(service, tmp_path, batch_size=250, metrics=metrics)
     consumer.drain(checkpoint=True)
     assert from_digests(metrics) == 1000
+    assert metrics.merkle_build_cpu._value.get() > 0  # the builder's thread CPU, counted
     assert built_root(service.storage) == merkle.root(leaves(service.storage))
 
 
