@@ -12,7 +12,7 @@ from tests.integrity.test_consumer import builder, leaves
 from trailkeeper.ingest.service import AuditService
 from trailkeeper.integrity import merkle
 from trailkeeper.metrics import Metrics
-from trailkeeper.model.document import CanonicalParts
+from trailkeeper.model.document import CanonicalDigest
 from trailkeeper.model.event import AuditAuthor
 from trailkeeper.storage.base import Storage
 
@@ -102,9 +102,9 @@ def test_encoders_compute_digests_only_when_asked(service: AuditService) -> None
     assert service.prepare([event()], AuditAuthor.SYSTEM).events[0].canonical is None
 
 
-def test_canonical_parts_join_around_the_id() -> None:
-    parts = CanonicalParts(b'{"affectedObjects":[]', b'{"version":"1.0"}')
-    assert parts.join(42) == b'{"affectedObjects":[],"id":42,"version":"1.0"}'
+def test_canonical_bytes_join_around_the_id() -> None:
+    parts = CanonicalDigest(b'{"affectedObjects":[]', b'{"version":"1.0"}')
+    assert parts.canonical(42) == b'{"affectedObjects":[],"id":42,"version":"1.0"}'
 
 
 def test_one_commit_may_hold_batches_with_and_without_digests(

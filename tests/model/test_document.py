@@ -16,7 +16,7 @@ from tests.export.strategies import events
 from trailkeeper.demo import demo_events
 from trailkeeper.integrity.canonical import canonical_from_doc, digest_record, stored_record
 from trailkeeper.model import document
-from trailkeeper.model.document import rest_document, rest_document_and_canonical
+from trailkeeper.model.document import rest_document, rest_document_and_digest
 from trailkeeper.model.event import AuditAuthor, AuditEvent, AuditResource, AuditType
 from trailkeeper.model.timestamps import MAX_MS, format_instant, format_iso, ms_to_datetime
 from trailkeeper.storage.base import NewEvent
@@ -70,10 +70,10 @@ def test_encoding_stores_what_the_reference_stores(event: AuditEvent, received_m
 def test_the_canonical_bytes_rendered_with_the_document_are_the_documents(
         event: AuditEvent, received_ms: int, event_id: int) -> None:
     plain = encode(event, received_ms, DEFAULT_AUTHOR)
-    doc, parts = rest_document_and_canonical(event, format_iso(plain.timestamp_ms),
-                                             plain.timestamp_ms, plain.author)
+    doc, parts = rest_document_and_digest(event, format_iso(plain.timestamp_ms),
+                                          plain.timestamp_ms, plain.author)
     assert doc == plain.doc
-    assert parts.join(event_id) == canonical_from_doc(plain.doc, event_id)[1]
+    assert parts.canonical(event_id) == canonical_from_doc(plain.doc, event_id)[1]
     new = encode(event, received_ms, DEFAULT_AUTHOR, canonical=True)
     assert new.doc == plain.doc and new.canonical is not None
     digest = new.canonical.digest(event_id)

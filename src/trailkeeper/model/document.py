@@ -5,7 +5,7 @@ them together), at a third of the cost on the ingest path: a producer repeats a 
 types, authors and objects over millions of events, so their JSON is rendered once and
 reused as an `orjson.Fragment`; the event's own values are rendered each time.
 
-`rest_document_and_canonical` renders, from the same parts, the event's canonical bytes
+`rest_document_and_digest` renders, from the same parts, the event's canonical bytes
 (`trailkeeper.integrity.canonical`) as well, split where the id goes: the store assigns ids
 later. Hashed up to the id (`CanonicalDigest`), they let the store keep each event's Merkle
 leaf digest for the cost of hashing the id and a short tail, which spares the tree's builder
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Hashable
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 import orjson
 
@@ -44,32 +44,29 @@ _authors: dict[AuditAuthor, Rendered] = {}
 _objects: dict[AuditResource, Rendered] = {}
 _SORTED = orjson.OPT_SORT_KEYS
 _TAIL_KEYS = ("method", "node", "source", "system", "uid")  # the document's, sorting after "id"
-
-
-class CanonicalParts(NamedTuple):
-    """An event's canonical bytes without its id: ``head + b',"id":N,' + tail[1:]``."""
-
-    head: bytes  # ``{"affectedObjects":…,"extraAttributes":[…]`` — the keys before "id"
-    tail: bytes  # ``{"method":…,"version":"1.0"}`` — an object of the keys after it
-
-    def join(self, event_id: int) -> bytes:
-        return b'%s,"id":%d,%s' % (self.head, event_id, self.tail[1:])
+_ID_KEY = b',"id":'
 
 
 class CanonicalDigest:
-    """SHA-256 of an event's canonical bytes, hashed as far as its id: `digest` finishes it
-    for the id the store assigns (as often as asked: a failed commit is retried)."""
+    """An event's canonical bytes cut where its id goes, with the part before it hashed
+    ahead: `digest` finishes the SHA-256 for the id the store assigns (as often as asked: a
+    failed commit is retried); `canonical` joins the bytes themselves."""
 
-    __slots__ = ("_head", "_rest")
+    __slots__ = ("_hashed", "_head", "_rest")
 
     def __init__(self, head: bytes, tail: bytes) -> None:
-        """``head`` and ``tail`` as in `CanonicalParts`."""
-        self._head = hashlib.sha256(head + b',"id":')
+        """``head``: ``{"affectedObjects":…,"extraAttributes":[…]``, the keys before "id";
+        ``tail``: ``{"method":…,"version":"1.0"}``, an object of the keys after it."""
+        self._head = head
+        self._hashed = hashlib.sha256(head + _ID_KEY)
         self._rest = tail[1:]
+
+    def canonical(self, event_id: int) -> bytes:
+        return b"%s%s%d,%s" % (self._head, _ID_KEY, event_id, self._rest)
 
     def digest(self, event_id: int) -> bytes:
         # One update of the id and the rest: this runs under the store's write lock.
-        sha = self._head.copy()
+        sha = self._hashed.copy()
         sha.update(b"%d,%s" % (event_id, self._rest))
         return sha.digest()
 
@@ -99,17 +96,10 @@ def rest_document(event: AuditEvent, timestamp: str | None,
     return _document(event, timestamp, author, None)[0]
 
 
-def rest_document_and_canonical(event: AuditEvent, timestamp: str, timestamp_ms: int,
-                                author: AuditAuthor) -> tuple[bytes, CanonicalParts]:
-    """`rest_document`, and the canonical bytes of the document it renders (for
-    ``timestamp``, which is ``format_iso(timestamp_ms)``)."""
-    doc, head, tail = _document(event, timestamp, author, timestamp_ms)
-    return doc, CanonicalParts(head, tail)
-
-
 def rest_document_and_digest(event: AuditEvent, timestamp: str, timestamp_ms: int,
                              author: AuditAuthor) -> tuple[bytes, CanonicalDigest]:
-    """`rest_document_and_canonical`, the canonical bytes hashed as far as the id."""
+    """`rest_document`, and the canonical bytes of the document it renders (for
+    ``timestamp``, which is ``format_iso(timestamp_ms)``), hashed as far as the id."""
     doc, head, tail = _document(event, timestamp, author, timestamp_ms)
     return doc, CanonicalDigest(head, tail)
 
@@ -117,7 +107,7 @@ def rest_document_and_digest(event: AuditEvent, timestamp: str, timestamp_ms: in
 def _document(event: AuditEvent, timestamp: str | None, author: AuditAuthor | None,
               timestamp_ms: int | None) -> tuple[bytes, bytes, bytes]:
     """The document, and with ``timestamp_ms`` (and an author) the head and tail of the
-    canonical bytes (`CanonicalParts`); empty otherwise."""
+    canonical bytes (`CanonicalDigest`); empty otherwise."""
     # Written out rather than in helpers and comprehensions: every call costs here.
     doc: dict[str, Any] = {}
     if event.uid is not None:
