@@ -90,13 +90,19 @@ def target(name: str, value: float, limit: float, *, at_least: bool) -> dict[str
             "met": met}
 
 
-def commit_stats(metrics_text: str) -> dict[str, Any]:
-    """Group-commit figures from Prometheus text: how many, how big, how long in total."""
+def metric_values(metrics_text: str, prefix: str) -> dict[str, float]:
+    """The unlabelled samples of Prometheus text whose names start with ``prefix``."""
     values: dict[str, float] = {}
     for line in metrics_text.splitlines():
         name, _, value = line.partition(" ")
-        if name.startswith("trailkeeper_commit_") and not name.endswith("_created"):
+        if name.startswith(prefix) and not name.endswith("_created"):
             values[name] = float(value)
+    return values
+
+
+def commit_stats(metrics_text: str) -> dict[str, Any]:
+    """Group-commit figures from Prometheus text: how many, how big, how long in total."""
+    values = metric_values(metrics_text, "trailkeeper_commit_")
     commits = values.get("trailkeeper_commit_seconds_count", 0.0)
     return {
         "commits": int(commits),

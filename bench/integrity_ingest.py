@@ -32,6 +32,7 @@ from benchlib import (
     fresh_store,
     log,
     machine,
+    metric_values,
     parser,
     percentile,
     scratch_dir,
@@ -234,10 +235,7 @@ def run(mode: str, args: Any, bodies: list[Any]) -> dict[str, Any]:
 def builder_cpu(metrics_text: str) -> dict[str, Any]:
     """What the tree's builder spent, from its own thread's CPU clock (summed over the
     server's workers): the part of the "on" server CPU that is hashing, measured in place."""
-    values = {name: float(value) for name, _, value in
-              (line.partition(" ") for line in metrics_text.splitlines())
-              if name in ("trailkeeper_merkle_build_cpu_seconds_total",
-                          "trailkeeper_merkle_leaves_total")}
+    values = metric_values(metrics_text, "trailkeeper_merkle_")
     leaves = values.get("trailkeeper_merkle_leaves_total", 0.0)
     cpu = values.get("trailkeeper_merkle_build_cpu_seconds_total", 0.0)
     return {"builder_cpu_s": round(cpu, 3),
